@@ -1,0 +1,194 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/targets"
+)
+
+// OCI annotation keys kiln records.
+const (
+	AnnotationBaseName = "org.opencontainers.image.base.name"
+	AnnotationBaseDig  = "org.opencontainers.image.base.digest"
+	AnnotationCreated  = "org.opencontainers.image.created"
+	AnnotationSource   = "org.opencontainers.image.source"
+	AnnotationRevision = "org.opencontainers.image.revision"
+	AnnotationRefName  = "org.opencontainers.image.ref.name"
+)
+
+// ImageSpec is everything about the new image that is not the base or the
+// binary: the config fields and the annotations of SPEC §1.
+type ImageSpec struct {
+	Entrypoint string
+	User       string
+	Workdir    string
+	Env        []string
+	Labels     map[string]string
+	Created    time.Time // SOURCE_DATE_EPOCH, or the Unix epoch
+	Source     string    // org.opencontainers.image.source, when known
+	Revision   string    // org.opencontainers.image.revision, when known
+}
+
+// BinaryLayer returns a layer holding only the binary at entrypoint, with
+// its parent directories. Everything that could vary between runs is fixed:
+// entry order, uid/gid 0, mode 0555 (dirs 0755), mtime, no user names.
+func BinaryLayer(binary []byte, entrypoint string, mtime time.Time, mt types.MediaType) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	rel := strings.TrimPrefix(path.Clean(entrypoint), "/")
+	var dirs []string
+	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs) // parents before children
+	for _, d := range dirs {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: 0o555, Size: int64(len(binary)), ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(binary); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	raw := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(raw)), nil
+	}, tarball.WithMediaType(mt), tarball.WithCompressedCaching)
+}
+
+// Assemble puts the binary layer on the base for one platform and sets the
+// config and annotations. baseDigest is the platform manifest of the base
+// (zero for scratch).
+func Assemble(base v1.Image, baseRef targets.BaseRef, baseDigest v1.Hash, binary []byte, spec ImageSpec) (v1.Image, error) {
+	baseType, err := base.MediaType()
+	if err != nil {
+		return nil, fmt.Errorf("reading the base's media type: %w", err)
+	}
+	layerType := types.OCILayer
+	if baseType == types.DockerManifestSchema2 {
+		layerType = types.DockerLayer // keep one family of media types per manifest
+	}
+	layer, err := BinaryLayer(binary, spec.Entrypoint, spec.Created, layerType)
+	if err != nil {
+		return nil, fmt.Errorf("writing the binary layer: %w", err)
+	}
+	created := v1.Time{Time: spec.Created}
+	img, err := mutate.Append(base, mutate.Addendum{
+		Layer:   layer,
+		History: v1.History{Created: created, CreatedBy: "kiln: " + spec.Entrypoint, Comment: "the application binary"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("appending the binary layer: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the base config: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Created = created
+	cf.Config.Entrypoint = []string{spec.Entrypoint}
+	cf.Config.Cmd = nil // a base's CMD (alpine's /bin/sh) would become the binary's arguments
+	cf.Config.User = spec.User
+	if spec.Workdir != "" {
+		cf.Config.WorkingDir = spec.Workdir
+	}
+	cf.Config.Env = mergeEnv(cf.Config.Env, spec.Env)
+	if len(spec.Labels) > 0 {
+		labels := map[string]string{}
+		for k, v := range cf.Config.Labels {
+			labels[k] = v
+		}
+		for k, v := range spec.Labels {
+			labels[k] = v
+		}
+		cf.Config.Labels = labels
+	}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, fmt.Errorf("setting the image config: %w", err)
+	}
+	ann := spec.annotations(baseRef, baseDigest)
+	return mutate.Annotations(img, ann).(v1.Image), nil
+}
+
+// Index gathers one target's platform images into an OCI image index.
+func Index(images []v1.Image, platforms []targets.Platform, baseRef targets.BaseRef, baseDigest v1.Hash, spec ImageSpec) (v1.ImageIndex, error) {
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	adds := make([]mutate.IndexAddendum, len(images))
+	for i, img := range images {
+		mt, err := img.MediaType()
+		if err != nil {
+			return nil, err
+		}
+		pl := platforms[i]
+		adds[i] = mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			MediaType: mt,
+			Platform:  &v1.Platform{OS: pl.OS, Architecture: pl.Arch, Variant: pl.Variant},
+		}}
+	}
+	idx = mutate.AppendManifests(idx, adds...)
+	return mutate.Annotations(idx, spec.annotations(baseRef, baseDigest)).(v1.ImageIndex), nil
+}
+
+func (s ImageSpec) annotations(baseRef targets.BaseRef, baseDigest v1.Hash) map[string]string {
+	ann := map[string]string{AnnotationCreated: s.Created.UTC().Format(time.RFC3339)}
+	if baseRef.Kind != targets.BaseScratch {
+		ann[AnnotationBaseName] = baseRef.Name()
+		ann[AnnotationBaseDig] = baseDigest.String()
+	}
+	if s.Source != "" {
+		ann[AnnotationSource] = s.Source
+	}
+	if s.Revision != "" {
+		ann[AnnotationRevision] = s.Revision
+	}
+	return ann
+}
+
+// mergeEnv overlays KEY=VALUE entries on base, keeping base's order and
+// appending new keys in the order given.
+func mergeEnv(base, over []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, b := range out {
+			if bk, _, _ := strings.Cut(b, "="); bk == k {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// readBinary reads a compiled binary; kiln built it, so its size is bounded
+// by what the linker wrote.
+func readBinary(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading the built binary: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,222 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/targets"
+)
+
+// Base is a resolved base image: what its reference names (one image or a
+// multi-platform index) and the digest of that.
+type Base struct {
+	Ref    targets.BaseRef
+	Digest v1.Hash // zero for scratch
+
+	index v1.ImageIndex // set when the reference names an index
+	image v1.Image      // set when it names a single image
+}
+
+// LoadBase resolves a base reference. A pinned reference is fetched by its
+// digest; an unpinned one (only kiln lock asks for those) by tag or layout
+// name. Registry I/O failures are *RegistryError; a layout or digest that is
+// not there is a *targets.ConfigError, since the config is what must change.
+func LoadBase(ctx context.Context, ref targets.BaseRef, keychain authn.Keychain) (*Base, error) {
+	b := &Base{Ref: ref}
+	switch ref.Kind {
+	case targets.BaseScratch:
+		return b, nil
+	case targets.BaseLayout:
+		return b, b.loadLayout()
+	}
+	var r name.Reference = ref.Repo.Tag(orDefault(ref.Tag, "latest"))
+	if ref.Digest != "" {
+		r = ref.Repo.Digest(ref.Digest)
+	}
+	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain))
+	if err != nil {
+		return nil, &RegistryError{Op: "fetching base image", Ref: r.String(), Err: err}
+	}
+	b.Digest = desc.Digest
+	if desc.MediaType.IsIndex() {
+		b.index, err = desc.ImageIndex()
+	} else {
+		b.image, err = desc.Image()
+	}
+	if err != nil {
+		return nil, &RegistryError{Op: "reading base image", Ref: r.String(), Err: err}
+	}
+	return b, nil
+}
+
+func (b *Base) loadLayout() error {
+	ref := b.Ref
+	if _, err := os.Stat(ref.Path); err != nil {
+		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: no OCI image layout at %s", ref.Raw, ref.Path),
+			Fix: "create the layout (for the stand-in bases: make bases) or correct the path"}
+	}
+	p, err := layout.FromPath(ref.Path)
+	if err != nil {
+		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: %s is not an OCI image layout: %v", ref.Raw, ref.Path, err)}
+	}
+	root, err := p.ImageIndex()
+	if err != nil {
+		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: reading %s/index.json: %v", ref.Raw, ref.Path, err)}
+	}
+	parent, desc, err := findInLayout(root, func(d v1.Descriptor) bool {
+		if ref.Digest != "" {
+			return d.Digest.String() == ref.Digest
+		}
+		return d.Annotations["org.opencontainers.image.ref.name"] == ref.RefName
+	}, 0)
+	if err != nil {
+		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: reading the layout: %v", ref.Raw, err)}
+	}
+	if desc == nil {
+		what := "digest " + ref.Digest
+		if ref.Digest == "" {
+			what = fmt.Sprintf("an entry named %q", ref.RefName)
+		}
+		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: the layout at %s has no %s", ref.Raw, ref.Path, what),
+			Fix: "run `kiln lock` to pin what the layout holds now, or rebuild the layout"}
+	}
+	b.Digest = desc.Digest
+	if desc.MediaType.IsIndex() {
+		b.index, err = parent.ImageIndex(desc.Digest)
+	} else {
+		b.image, err = parent.Image(desc.Digest)
+	}
+	if err != nil {
+		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: reading %s: %v", ref.Raw, desc.Digest, err)}
+	}
+	return nil
+}
+
+// findInLayout searches an index and the indexes it nests for a descriptor,
+// returning it with the index that lists it. Depth is bounded: a layout is
+// untrusted input and may nest without end.
+func findInLayout(ii v1.ImageIndex, match func(v1.Descriptor) bool, depth int) (v1.ImageIndex, *v1.Descriptor, error) {
+	if depth > 4 {
+		return nil, nil, errors.New("indexes nested more than 4 deep")
+	}
+	m, err := ii.IndexManifest()
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range m.Manifests {
+		if match(m.Manifests[i]) {
+			return ii, &m.Manifests[i], nil
+		}
+	}
+	for _, d := range m.Manifests {
+		if !d.MediaType.IsIndex() {
+			continue
+		}
+		child, err := ii.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, nil, err
+		}
+		if parent, found, err := findInLayout(child, match, depth+1); found != nil || err != nil {
+			return parent, found, err
+		}
+	}
+	return nil, nil, nil
+}
+
+// PlatformImage returns the base image for one platform, with that
+// platform's manifest digest (zero for scratch).
+func (b *Base) PlatformImage(pl targets.Platform) (v1.Image, v1.Hash, error) {
+	switch {
+	case b.Ref.Kind == targets.BaseScratch:
+		img, err := scratch(pl)
+		return img, v1.Hash{}, err
+	case b.image != nil:
+		cf, err := b.image.ConfigFile()
+		if err != nil {
+			return nil, v1.Hash{}, fmt.Errorf("reading the config of base %s: %w", b.Ref.Raw, err)
+		}
+		if !platformMatches(cf.Platform(), pl) {
+			return nil, v1.Hash{}, b.noPlatform(pl, []string{platformString(cf.Platform())})
+		}
+		return b.image, b.Digest, nil
+	}
+	m, err := b.index.IndexManifest()
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("reading the index of base %s: %w", b.Ref.Raw, err)
+	}
+	var have []string
+	for _, d := range m.Manifests {
+		if d.Platform == nil || !d.MediaType.IsImage() {
+			continue
+		}
+		if platformMatches(d.Platform, pl) {
+			img, err := b.index.Image(d.Digest)
+			if err != nil {
+				return nil, v1.Hash{}, fmt.Errorf("reading base %s for %s: %w", b.Ref.Raw, pl, err)
+			}
+			return img, d.Digest, nil
+		}
+		have = append(have, platformString(d.Platform))
+	}
+	return nil, v1.Hash{}, b.noPlatform(pl, have)
+}
+
+func (b *Base) noPlatform(pl targets.Platform, have []string) error {
+	return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("base %s has no %s image (it has: %s)", b.Ref.Raw, pl, strings.Join(have, ", ")),
+		Fix: "choose a base built for " + pl.String() + ", or drop the platform with --platform"}
+}
+
+func platformMatches(p *v1.Platform, want targets.Platform) bool {
+	if p == nil || p.OS != want.OS || p.Architecture != want.Arch {
+		return false
+	}
+	// arm64 images often leave the variant out; v8 is the only one.
+	if want.Arch == "arm64" {
+		return p.Variant == "" || p.Variant == "v8" || p.Variant == want.Variant
+	}
+	return p.Variant == want.Variant
+}
+
+func platformString(p *v1.Platform) string {
+	if p == nil {
+		return "unknown"
+	}
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// scratch is an empty OCI image whose config names the platform.
+func scratch(pl targets.Platform) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant = pl.OS, pl.Arch, pl.Variant
+	cf.RootFS.Type = "layers"
+	return mutate.ConfigFile(img, cf)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

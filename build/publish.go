@@ -1,0 +1,132 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// artifact is what a target publishes: one image, or an index of platform
+// images. Exactly one of image and index is set.
+type artifact struct {
+	target string
+	image  v1.Image
+	index  v1.ImageIndex
+	tags   []string // full tags, e.g. latest-static and latest
+
+	// perPlatform names each platform image of an index (static-linux-amd64),
+	// so tools that cannot pick a platform from an index (umoci) can use it.
+	perPlatform map[string]v1.Image
+}
+
+func (a *artifact) taggable() remote.Taggable {
+	if a.index != nil {
+		return a.index
+	}
+	return a.image
+}
+
+func (a *artifact) digest() (v1.Hash, error) {
+	if a.index != nil {
+		return a.index.Digest()
+	}
+	return a.image.Digest()
+}
+
+// writeLayout writes every artifact into a fresh OCI image layout at dir,
+// one entry per target named by org.opencontainers.image.ref.name, plus one
+// per platform image of a multi-platform target. It builds
+// the layout beside dir and swaps it in only when complete, so a failure
+// leaves the previous layout (or none) rather than a half-written one.
+func writeLayout(dir string, arts []*artifact) error {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", parent, err)
+	}
+	tmp, err := os.MkdirTemp(parent, ".oci-new-")
+	if err != nil {
+		return fmt.Errorf("creating a temporary layout in %s: %w", parent, err)
+	}
+	defer os.RemoveAll(tmp)
+	p, err := layout.Write(tmp, empty.Index)
+	if err != nil {
+		return fmt.Errorf("starting the layout: %w", err)
+	}
+	for _, a := range arts {
+		opt := layout.WithAnnotations(map[string]string{AnnotationRefName: a.target})
+		if a.index != nil {
+			err = p.AppendIndex(a.index, opt)
+		} else {
+			err = p.AppendImage(a.image, opt)
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s into the layout: %w", a.target, err)
+		}
+		for _, n := range slices.Sorted(maps.Keys(a.perPlatform)) {
+			if err := p.AppendImage(a.perPlatform[n], layout.WithAnnotations(map[string]string{AnnotationRefName: n})); err != nil {
+				return fmt.Errorf("writing %s into the layout: %w", n, err)
+			}
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	old := ""
+	if _, err := os.Stat(dir); err == nil {
+		old = tmp + "-old"
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("moving the previous layout aside: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			_ = os.Rename(old, dir)
+		}
+		return fmt.Errorf("moving the new layout into place: %w", err)
+	}
+	if old != "" {
+		return os.RemoveAll(old)
+	}
+	return nil
+}
+
+// push uploads every artifact by digest in one pass, so blobs shared by
+// targets (a common base) go up once and blobs the registry has are skipped.
+// It writes no tag.
+func push(ctx context.Context, repo name.Repository, arts []*artifact, opts []remote.Option) error {
+	todo := map[name.Reference]remote.Taggable{}
+	for _, a := range arts {
+		d, err := a.digest()
+		if err != nil {
+			return err
+		}
+		todo[repo.Digest(d.String())] = a.taggable()
+	}
+	if err := remote.MultiWrite(todo, opts...); err != nil {
+		return &RegistryError{Op: "pushing to", Ref: repo.String(), Err: err}
+	}
+	return nil
+}
+
+// tag points each artifact's tags at its pushed digest. It runs only after
+// every target was pushed.
+func tag(repo name.Repository, arts []*artifact, opts []remote.Option) error {
+	for _, a := range arts {
+		for _, t := range a.tags {
+			ref := repo.Tag(t)
+			if err := remote.Tag(ref, a.taggable(), opts...); err != nil {
+				return &RegistryError{Op: "tagging", Ref: ref.String(), Err: err}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,385 @@
+// Package build owns the doing side of kiln: it runs `go build` for each row
+// of a targets.Plan, assembles images with go-containerregistry (no Docker
+// daemon), and publishes them to an OCI image layout or a registry.
+//
+// It never prints on its own: progress goes to Options.Progress, results are
+// returned as a Result for the caller to render.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kilnbuild/kiln/targets"
+)
+
+// Options control a release.
+type Options struct {
+	Push      bool           // push to image.repository instead of writing a layout
+	Jobs      int            // parallel builds; 0 means 1
+	HostEnv   []string       // the caller's environment; builds see only an allowed part of it
+	Keychain  authn.Keychain // registry credentials; nil means authn.DefaultKeychain
+	Progress  io.Writer      // one line per stage per row; nil discards
+	UserAgent string
+}
+
+// Release runs the pipeline of SPEC §1 for every row of the plan: resolve
+// bases, compile, assemble, publish, tag. It returns a Result even when it
+// fails, recording how far each row got, and writes it to
+// <output>/release.json. Nothing is published unless every row built, and no
+// tag is written unless every target was pushed.
+func Release(ctx context.Context, p *targets.Plan, opts Options) (*Result, error) {
+	r := &release{plan: p, opts: opts, res: &Result{App: p.Config.App.Name, Timings: Timings{}}}
+	if r.opts.Keychain == nil {
+		r.opts.Keychain = authn.DefaultKeychain
+	}
+	if r.opts.Progress == nil {
+		r.opts.Progress = io.Discard
+	}
+	if r.opts.Jobs < 1 {
+		r.opts.Jobs = 1
+	}
+	start := time.Now()
+	err := r.run(ctx)
+	r.res.Timings.add("total", time.Since(start))
+	r.res.Passed = err == nil
+	if err != nil {
+		r.res.Error = err.Error()
+	}
+	if werr := r.res.WriteJSON(filepath.Join(p.Output, "release.json")); werr != nil && err == nil {
+		err = &RegistryError{Op: "writing release.json", Err: werr}
+	}
+	return r.res, err
+}
+
+type release struct {
+	plan *targets.Plan
+	opts Options
+	res  *Result
+	mu   sync.Mutex // guards progress writes
+
+	rows []*rowState
+}
+
+type rowState struct {
+	row        targets.Row
+	res        *RowResult
+	base       v1.Image
+	baseDigest v1.Hash
+	image      v1.Image
+}
+
+func (r *release) progress(stage string, row *rowState, format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := "-"
+	if row != nil {
+		id = row.row.Target.Name + " " + row.row.Platform.String()
+	}
+	fmt.Fprintf(r.opts.Progress, "kiln: %-8s %-24s %s\n", stage, id, fmt.Sprintf(format, args...))
+}
+
+func (r *release) run(ctx context.Context) error {
+	cfg := r.plan.Config
+	var repo name.Repository
+	if r.opts.Push {
+		if cfg.Image.Repository == "" {
+			return &targets.ConfigError{File: cfg.File, Key: "image.repository", Problem: "--push needs a registry to push to",
+				Fix: "set image.repository (or KILN_IMAGE_REPOSITORY), or drop --push to write an OCI layout"}
+		}
+		var err error
+		if repo, err = name.NewRepository(cfg.Image.Repository); err != nil {
+			return &targets.ConfigError{File: cfg.File, Key: "image.repository", Problem: err.Error()}
+		}
+		r.res.Repository = repo.String()
+	} else {
+		r.res.Layout = filepath.Join(r.plan.Output, "oci")
+	}
+	spec, err := r.imageSpec(ctx)
+	if err != nil {
+		return err
+	}
+	for _, row := range r.plan.Rows {
+		r.rows = append(r.rows, &rowState{row: row, res: &RowResult{
+			Target: row.Target.Name, Platform: row.Platform.String(), Libc: string(row.Target.Libc),
+			CGOEnabled: row.CGO(), BuildTags: row.Target.Tags, Base: BaseInfo{Name: row.Target.Base.Name()},
+			Status: StatusNotBuilt, Timings: Timings{}, Tags: []string{},
+		}})
+		r.res.Rows = append(r.res.Rows, r.rows[len(r.rows)-1].res)
+	}
+
+	bases, err := r.resolveBases(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.buildAll(ctx, spec); err != nil {
+		return err
+	}
+	arts, err := r.artifacts(bases, spec)
+	if err != nil {
+		return err
+	}
+
+	remoteOpts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(r.opts.Keychain), remote.WithJobs(max(r.opts.Jobs, 4))}
+	if r.opts.UserAgent != "" {
+		remoteOpts = append(remoteOpts, remote.WithUserAgent(r.opts.UserAgent))
+	}
+	start := time.Now()
+	if r.opts.Push {
+		r.progress("publish", nil, "pushing %d target(s) to %s by digest", len(arts), repo)
+		if err := push(ctx, repo, arts, remoteOpts); err != nil {
+			return err
+		}
+	} else {
+		r.progress("publish", nil, "writing %d target(s) to the OCI layout %s", len(arts), r.res.Layout)
+		if err := writeLayout(r.res.Layout, arts); err != nil {
+			return &RegistryError{Op: "writing the OCI layout", Ref: r.res.Layout, Err: err}
+		}
+	}
+	r.recordPublished(arts, repo, time.Since(start))
+
+	if r.opts.Push {
+		start = time.Now()
+		if err := tag(repo, arts, remoteOpts); err != nil {
+			return err
+		}
+		for _, a := range arts {
+			r.progress("tag", nil, "%s: %s", a.target, strings.Join(a.tags, ", "))
+		}
+		r.res.Timings.add("tag", time.Since(start))
+	}
+	return nil
+}
+
+// imageSpec gathers what every image shares: config fields from the file,
+// the creation time from SOURCE_DATE_EPOCH and the VCS source and revision.
+func (r *release) imageSpec(ctx context.Context) (ImageSpec, error) {
+	img := r.plan.Config.Image
+	spec := ImageSpec{Entrypoint: img.Entrypoint, User: img.User, Workdir: img.Workdir, Env: img.Env, Labels: img.Labels, Created: time.Unix(0, 0).UTC()}
+	if s := lookupEnv(r.opts.HostEnv, "SOURCE_DATE_EPOCH"); s != "" {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || sec < 0 {
+			return spec, &targets.ConfigError{Key: "SOURCE_DATE_EPOCH", Problem: fmt.Sprintf("%q is not a number of seconds since 1970", s),
+				Fix: "set it to a Unix time, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)"}
+		}
+		spec.Created = time.Unix(sec, 0).UTC()
+	}
+	spec.Revision = git(ctx, r.plan.Dir, "rev-parse", "HEAD")
+	spec.Source = sanitizeRemote(git(ctx, r.plan.Dir, "config", "--get", "remote.origin.url"))
+	return spec, nil
+}
+
+// resolveBases fetches each distinct base once and picks every row's
+// platform image, before anything is compiled: a missing platform or digest
+// should not cost a build.
+func (r *release) resolveBases(ctx context.Context) (map[string]*Base, error) {
+	start := time.Now()
+	bases := map[string]*Base{}
+	for _, rs := range r.rows {
+		ref := rs.row.Target.Base
+		b, ok := bases[ref.Raw]
+		if !ok {
+			var err error
+			if b, err = LoadBase(ctx, ref, r.opts.Keychain); err != nil {
+				return nil, r.withTarget(rs, err)
+			}
+			bases[ref.Raw] = b
+		}
+		img, d, err := b.PlatformImage(rs.row.Platform)
+		if err != nil {
+			return nil, r.withTarget(rs, err)
+		}
+		rs.base, rs.baseDigest = img, d
+		if d != (v1.Hash{}) {
+			rs.res.Base.Digest = d.String()
+		}
+	}
+	r.res.Timings.add("base", time.Since(start))
+	return bases, nil
+}
+
+// withTarget names the config key of a base error.
+func (r *release) withTarget(rs *rowState, err error) error {
+	var ce *targets.ConfigError
+	if errors.As(err, &ce) && ce.Key == "base" {
+		ce.File, ce.Key = r.plan.Config.File, "targets."+rs.row.Target.Name+".base"
+	}
+	return err
+}
+
+// buildAll compiles and assembles every row, up to Jobs at a time. The
+// first failure cancels the builds still running.
+func (r *release) buildAll(ctx context.Context, spec ImageSpec) error {
+	tmp, err := os.MkdirTemp("", "kiln-build-")
+	if err != nil {
+		return fmt.Errorf("creating a build directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	host, err := goEnvCaches(ctx, r.opts.HostEnv)
+	if err != nil {
+		return &CompileError{Row: "setup", Err: err}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Jobs)
+	for _, rs := range r.rows {
+		g.Go(func() error {
+			r.progress("compile", rs, "go build (CGO_ENABLED=%s)", map[bool]string{true: "1", false: "0"}[rs.row.CGO()])
+			start := time.Now()
+			bin, err := compile(gctx, r.plan, rs.row, tmp, host)
+			rs.res.Timings.add("compile", time.Since(start))
+			if err != nil {
+				rs.res.Status = StatusFailed
+				if gctx.Err() != nil && ctx.Err() == nil {
+					rs.res.Status, rs.res.Error = StatusNotBuilt, "stopped: another build failed"
+					return nil
+				}
+				rs.res.Error = err.Error()
+				r.progress("compile", rs, "FAILED")
+				return err
+			}
+			r.progress("compile", rs, "ok (%.1fs)", time.Since(start).Seconds())
+			start = time.Now()
+			data, err := readBinary(bin)
+			if err == nil {
+				rs.image, err = Assemble(rs.base, rs.row.Target.Base, rs.baseDigest, data, spec)
+			}
+			var d v1.Hash
+			if err == nil {
+				d, err = rs.image.Digest() // computes the layer digest once, here in parallel
+			}
+			rs.res.Timings.add("assemble", time.Since(start))
+			if err != nil {
+				rs.res.Status, rs.res.Error = StatusFailed, err.Error()
+				return fmt.Errorf("assembling %s: %w", rs.row.ID(), err)
+			}
+			rs.res.ImageDigest = d.String()
+			r.progress("assemble", rs, "%s", d)
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// artifacts groups rows by target: one image, or an index when the target
+// has several platforms.
+func (r *release) artifacts(bases map[string]*Base, spec ImageSpec) ([]*artifact, error) {
+	var arts []*artifact
+	for _, t := range r.plan.Targets {
+		var rows []*rowState
+		for _, rs := range r.rows {
+			if rs.row.Target == t {
+				rows = append(rows, rs)
+			}
+		}
+		a := &artifact{target: t.Name}
+		for _, tg := range r.plan.Config.Image.Tags {
+			a.tags = append(a.tags, tg+"-"+t.Name)
+		}
+		if t.Default {
+			a.tags = append(a.tags, r.plan.Config.Image.Tags...)
+		}
+		if len(rows) == 1 {
+			a.image = rows[0].image
+		} else {
+			idx, err := Index(imagesOf(rows), platformsOf(rows), t.Base, bases[t.Base.Raw].Digest, spec)
+			var d v1.Hash
+			if err == nil {
+				d, err = idx.Digest()
+			}
+			if err != nil {
+				return nil, fmt.Errorf("building the index of %s: %w", t.Name, err)
+			}
+			a.index, a.perPlatform = idx, map[string]v1.Image{}
+			for _, rs := range rows {
+				rs.res.IndexDigest = d.String()
+				a.perPlatform[rs.row.ID()] = rs.image
+			}
+		}
+		arts = append(arts, a)
+	}
+	return arts, nil
+}
+
+func imagesOf(rows []*rowState) []v1.Image {
+	out := make([]v1.Image, len(rows))
+	for i, rs := range rows {
+		out[i] = rs.image
+	}
+	return out
+}
+
+func platformsOf(rows []*rowState) []targets.Platform {
+	out := make([]targets.Platform, len(rows))
+	for i, rs := range rows {
+		out[i] = rs.row.Platform
+	}
+	return out
+}
+
+func (r *release) recordPublished(arts []*artifact, repo name.Repository, d time.Duration) {
+	r.res.Timings.add("publish", d)
+	for _, a := range arts {
+		dg, _ := a.digest()
+		for _, rs := range r.rows {
+			if rs.row.Target.Name != a.target {
+				continue
+			}
+			rs.res.Status = StatusOK
+			rs.res.Timings.add("publish", d)
+			if r.opts.Push {
+				rs.res.Ref = repo.Digest(dg.String()).String()
+				rs.res.Pushed = true
+				rs.res.Tags = a.tags
+			} else {
+				rs.res.Ref = "oci:" + r.res.Layout + "@" + dg.String()
+			}
+		}
+	}
+}
+
+func lookupEnv(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// git returns the trimmed output of a git command in dir, or "" when git or
+// the repository is not there: source and revision are recorded when known.
+func git(ctx context.Context, dir string, args ...string) string {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// sanitizeRemote drops credentials from a remote URL before it goes into
+// a public annotation.
+func sanitizeRemote(u string) string {
+	if scheme, rest, ok := strings.Cut(u, "://"); ok {
+		if at := strings.LastIndex(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/") {
+			rest = rest[at+1:]
+		}
+		return scheme + "://" + rest
+	}
+	return u
+}

@@ -1,0 +1,77 @@
+package build
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Result is what a release did: the model behind release.json, the summary
+// table and --json output. It is filled in as stages finish, so a failed
+// release still says how far each row got.
+type Result struct {
+	App        string       `json:"app"`
+	Passed     bool         `json:"passed"`
+	Repository string       `json:"repository,omitempty"`
+	Layout     string       `json:"layout,omitempty"`
+	Rows       []*RowResult `json:"targets"`
+	Error      string       `json:"error,omitempty"`
+	Timings    Timings      `json:"timings"`
+}
+
+// RowResult is one target × platform.
+type RowResult struct {
+	Target      string   `json:"target"`
+	Platform    string   `json:"platform"`
+	Libc        string   `json:"libc"`
+	CGOEnabled  bool     `json:"cgo_enabled"`
+	BuildTags   []string `json:"build_tags"`
+	Base        BaseInfo `json:"base"`
+	ImageDigest string   `json:"image_digest,omitempty"`
+	IndexDigest string   `json:"index_digest,omitempty"` // set when the target has several platforms
+	Ref         string   `json:"ref,omitempty"`          // repo@digest or oci:<layout>@digest
+	Tags        []string `json:"tags"`
+	Pushed      bool     `json:"pushed"`
+	Signed      bool     `json:"signed"`
+	Status      string   `json:"status"` // ok, failed, or not built (another row failed first)
+	Error       string   `json:"error,omitempty"`
+	Timings     Timings  `json:"timings"`
+}
+
+// BaseInfo names the base image a row was assembled on.
+type BaseInfo struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest,omitempty"` // the platform manifest's digest
+}
+
+// Timings are seconds per stage.
+type Timings map[string]float64
+
+func (t Timings) add(stage string, d time.Duration) {
+	t[stage] += float64(d.Round(time.Millisecond)) / float64(time.Second)
+}
+
+// Row status values.
+const (
+	StatusOK       = "ok"
+	StatusFailed   = "failed"
+	StatusNotBuilt = "not built"
+)
+
+// WriteJSON writes r as indented JSON to path, creating its directory.
+func (r *Result) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kilnbuild/kiln/build"
+	"github.com/kilnbuild/kiln/targets"
+)
+
+func newLock(g *globalFlags) *cobra.Command {
+	var check bool
+	cmd := &cobra.Command{
+		Use:   "lock",
+		Short: "Pin every base to the digest its tag (or layout name) points to now, rewriting the config in place",
+		Long: "kiln lock resolves each base written with a tag or an OCI layout entry name to its current digest\n" +
+			"and writes `name:tag@sha256:…` back into the config file, keeping comments and order.\n" +
+			"With --check it changes nothing and exits 1 when a pin is missing or stale.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src, err := os.ReadFile(g.file)
+			if err != nil {
+				return &targets.ConfigError{File: g.file, Problem: err.Error(), Fix: "pass the config with -f PATH"}
+			}
+			out, pins, err := build.Lock(cmd.Context(), g.file, src, nil)
+			if err != nil {
+				return err
+			}
+			stale := 0
+			for _, p := range pins {
+				state := "up to date"
+				if p.Stale() {
+					stale++
+					state = "-> " + p.New
+					if check {
+						state = "stale: the tag now points to " + p.New
+					}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s:%d: %s: %s %s\n", g.file, p.Line, p.Key, p.Old, state)
+			}
+			if check {
+				if stale > 0 {
+					return findingsError{fmt.Errorf("%d base pin(s) are missing or stale; run `kiln lock` to update them", stale)}
+				}
+				return nil
+			}
+			if stale == 0 {
+				return nil
+			}
+			st, err := os.Stat(g.file)
+			if err != nil {
+				return &targets.ConfigError{File: g.file, Problem: err.Error()}
+			}
+			tmp := g.file + ".kiln-lock"
+			if err := os.WriteFile(tmp, out, st.Mode().Perm()); err != nil {
+				return &targets.ConfigError{File: g.file, Problem: "writing the updated config: " + err.Error()}
+			}
+			if err := os.Rename(tmp, g.file); err != nil {
+				return errors.Join(&targets.ConfigError{File: g.file, Problem: "replacing the config: " + err.Error()}, os.Remove(tmp))
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "kiln: pinned %d base(s) in %s\n", stale, g.file)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&check, "check", false, "change nothing; exit 1 when a pin is missing or differs from what the tag points to now")
+	return cmd
+}

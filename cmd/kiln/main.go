@@ -1,0 +1,68 @@
+// Command kiln builds verified container images for every target a Go
+// service ships to. This package is the CLI only: it parses flags, loads the
+// config through viper, calls targets and build, renders results and maps
+// errors to exit codes.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/kilnbuild/kiln/build"
+	"github.com/kilnbuild/kiln/targets"
+)
+
+// Exit codes (SPEC §6).
+const (
+	exitOK       = 0
+	exitVerify   = 1 // a verification failed (or a lock pin is stale)
+	exitUsage    = 2 // usage or config error
+	exitCompile  = 3
+	exitRegistry = 4 // registry, publish or signing failure
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "kiln: "+strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	return exitCode(err)
+}
+
+// usageError marks a mistake in how kiln was called.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// findingsError means the command ran and what it checked did not pass.
+type findingsError struct{ error }
+
+func exitCode(err error) int {
+	var (
+		ce *targets.ConfigError
+		ue usageError
+		pe *build.CompileError
+		re *build.RegistryError
+		fe findingsError
+	)
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &pe):
+		return exitCompile
+	case errors.As(err, &re):
+		return exitRegistry
+	case errors.As(err, &fe):
+		return exitVerify
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"):
+		return exitUsage
+	}
+	return exitVerify
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kilnbuild/kiln/build"
+	"github.com/kilnbuild/kiln/targets"
+)
+
+type selectFlags struct {
+	targets   []string
+	platforms []string
+}
+
+func (s *selectFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&s.targets, "target", nil, "only this target (repeatable)")
+	cmd.Flags().StringArrayVar(&s.platforms, "platform", nil, "only this platform, OS/ARCH (repeatable)")
+}
+
+func (s *selectFlags) selection() targets.Selection {
+	return targets.Selection{Targets: s.targets, Platforms: s.platforms}
+}
+
+func newPlan(g *globalFlags) *cobra.Command {
+	var (
+		sel    selectFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show the target × platform matrix and what would be built; builds nothing",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			p, err := targets.NewPlan(cfg, sel.selection())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), planRows(p))
+			}
+			renderPlan(cmd.OutOrStdout(), p)
+			return nil
+		},
+	}
+	sel.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the matrix as JSON (one object per row)")
+	return cmd
+}
+
+// planRow is one row of `kiln plan --json`: flat, so a CI matrix can use it.
+type planRow struct {
+	Target     string   `json:"target"`
+	Platform   string   `json:"platform"`
+	Libc       string   `json:"libc"`
+	CGOEnabled bool     `json:"cgo_enabled"`
+	Base       string   `json:"base"`
+	Default    bool     `json:"default"`
+	BuildTags  []string `json:"build_tags"`
+	Decision   string   `json:"decision"`
+}
+
+func planRows(p *targets.Plan) []planRow {
+	rows := make([]planRow, 0, len(p.Rows))
+	for _, r := range p.Rows {
+		rows = append(rows, planRow{
+			Target: r.Target.Name, Platform: r.Platform.String(), Libc: string(r.Target.Libc), CGOEnabled: r.CGO(),
+			Base: r.Target.Base.Raw, Default: r.Target.Default, BuildTags: append([]string{}, r.Target.Tags...),
+			Decision: "build: static Go binary (CGO_ENABLED=0)",
+		})
+	}
+	return rows
+}
+
+func renderPlan(w io.Writer, p *targets.Plan) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tPLATFORM\tLIBC\tCGO\tBASE\tDECISION")
+	for _, r := range planRows(p) {
+		cgo := "0"
+		if r.CGOEnabled {
+			cgo = "1"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Target, r.Platform, r.Libc, cgo, shortRef(r.Base), r.Decision)
+	}
+	tw.Flush()
+}
+
+func newRelease(g *globalFlags) *cobra.Command {
+	var (
+		sel    selectFlags
+		opts   build.Options
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "release",
+		Short: "Build, assemble and publish every target (to an OCI layout, or a registry with --push)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			p, err := targets.NewPlan(cfg, sel.selection())
+			if err != nil {
+				return err
+			}
+			opts.HostEnv = os.Environ()
+			opts.Progress = cmd.ErrOrStderr()
+			opts.UserAgent = "kiln/" + version()
+			res, err := build.Release(cmd.Context(), p, opts)
+			renderSummary(cmd.ErrOrStderr(), res)
+			if asJSON {
+				if jerr := writeJSON(cmd.OutOrStdout(), res); jerr != nil && err == nil {
+					err = jerr
+				}
+			} else if err == nil {
+				for _, a := range publishedRefs(res) {
+					fmt.Fprintln(cmd.OutOrStdout(), a)
+				}
+			}
+			return err
+		},
+	}
+	sel.register(cmd)
+	cmd.Flags().BoolVar(&opts.Push, "push", false, "push to image.repository by digest, then tag (default: write an OCI layout to <output>/oci)")
+	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "builds to run at once")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print release.json to stdout")
+	return cmd
+}
+
+// publishedRefs lists each published target once: its reference by digest.
+func publishedRefs(res *build.Result) []string {
+	var refs []string
+	seen := map[string]bool{}
+	for _, r := range res.Rows {
+		if r.Ref != "" && !seen[r.Ref] {
+			seen[r.Ref] = true
+			refs = append(refs, r.Ref)
+		}
+	}
+	return refs
+}
+
+func renderSummary(w io.Writer, res *build.Result) {
+	if res == nil || len(res.Rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tPLATFORM\tLIBC\tSTATUS\tIMAGE\tTAGS\tPUSHED\tCOMPILE")
+	for _, r := range res.Rows {
+		tags := strings.Join(r.Tags, ",")
+		if tags == "" {
+			tags = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%.1fs\n", r.Target, r.Platform, r.Libc, r.Status, shortDigest(r.ImageDigest), tags, r.Pushed, r.Timings["compile"])
+	}
+	tw.Flush()
+	where := res.Layout
+	if res.Repository != "" {
+		where = res.Repository
+	}
+	fmt.Fprintf(w, "%d row(s) in %.1fs → %s\n", len(res.Rows), res.Timings["total"], where)
+}
+
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	if d == "" {
+		return "-"
+	}
+	return d
+}
+
+// shortRef keeps a reference readable in a table: the digest is shortened.
+func shortRef(ref string) string {
+	if name, d, ok := strings.Cut(ref, "@"); ok {
+		return name + "@" + shortDigest(d)
+	}
+	return ref
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,119 @@
+// Package targets owns the declarative side of kiln: the kiln.yaml schema and
+// its validation, the Target (libc × base × platform) a service ships as, the
+// build environment each target needs, and the Plan that expands targets into
+// the rows kiln builds.
+//
+// It decides; it does not do. Nothing here runs a compiler, touches a
+// registry or writes files: build/ does that from a Plan.
+package targets
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Config is kiln.yaml, decoded. Field tags give the YAML key of each field;
+// Decode rejects any key that has no field.
+type Config struct {
+	Version   int                      `kiln:"version"`
+	App       App                      `kiln:"app"`
+	Image     Image                    `kiln:"image"`
+	Platforms []string                 `kiln:"platforms"`
+	Targets   map[string]*TargetConfig `kiln:"targets"`
+
+	// File is the config file's path as given; relative paths in the
+	// config (app.dir, image.output, oci: bases) are relative to its directory.
+	File string `kiln:"-"`
+}
+
+// App says what to build.
+type App struct {
+	Name    string   `kiln:"name"`
+	Dir     string   `kiln:"dir"`
+	Main    string   `kiln:"main"`
+	Flags   []string `kiln:"flags"`
+	Ldflags []string `kiln:"ldflags"`
+	Tags    []string `kiln:"tags"`
+	Env     []string `kiln:"env"`
+}
+
+// Image says how the built binary becomes an image and where it goes.
+type Image struct {
+	Repository string            `kiln:"repository"`
+	Output     string            `kiln:"output"`
+	Tags       []string          `kiln:"tags"`
+	Entrypoint string            `kiln:"entrypoint"`
+	User       string            `kiln:"user"`
+	Workdir    string            `kiln:"workdir"`
+	Env        []string          `kiln:"env"`
+	Labels     map[string]string `kiln:"labels"`
+}
+
+// TargetConfig is one entry of the targets map as written in the file.
+type TargetConfig struct {
+	Libc    string   `kiln:"libc"`
+	Base    string   `kiln:"base"`
+	Default bool     `kiln:"default"`
+	Tags    []string `kiln:"tags"`
+	Ldflags []string `kiln:"ldflags"`
+	Env     []string `kiln:"env"`
+}
+
+// Defaults are the values SPEC §3 gives for keys the file leaves out, keyed
+// by dotted path. The CLI registers them with viper so that KILN_* variables
+// can override keys the file does not mention.
+func Defaults() map[string]any {
+	return map[string]any{
+		"version":          1,
+		"app.dir":          ".",
+		"app.flags":        []string{"-trimpath"},
+		"image.output":     "dist",
+		"image.tags":       []string{"latest"},
+		"image.entrypoint": "/app",
+		"image.user":       "65532:65532",
+		"platforms":        []string{"linux/amd64"},
+	}
+}
+
+// ConfigError is a problem with the configuration: which file, which key,
+// what is wrong and how to fix it. The CLI maps it to exit code 2.
+type ConfigError struct {
+	File    string
+	Line    int // 0 when the key is not in the file (a default, env or flag)
+	Key     string
+	Problem string
+	Fix     string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Problem)
+	if e.Fix != "" {
+		b.WriteString(" (fix: ")
+		b.WriteString(e.Fix)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// TargetNames returns the target names in a stable order.
+func (c *Config) TargetNames() []string {
+	names := make([]string, 0, len(c.Targets))
+	for n := range c.Targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,203 @@
+package targets
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Plan is what a release will build: every selected target × platform,
+// with paths resolved against the config file's directory.
+type Plan struct {
+	Config    *Config
+	Dir       string // the Go module root, absolute
+	Output    string // image.output, absolute
+	Targets   []*Target
+	Platforms []Platform
+	Rows      []Row
+}
+
+// Row is one `go build`: a target on a platform.
+type Row struct {
+	Target   *Target
+	Platform Platform
+}
+
+// ID names a row in progress lines and file names: static-linux-amd64.
+func (r Row) ID() string {
+	return r.Target.Name + "-" + strings.ReplaceAll(r.Platform.String(), "/", "-")
+}
+
+// CGO reports whether the row builds with CGO_ENABLED=1.
+func (r Row) CGO() bool { return r.Target.Libc != LibcNone }
+
+// Selection narrows a plan to some targets and platforms (the --target and
+// --platform flags); empty means all.
+type Selection struct {
+	Targets   []string
+	Platforms []string
+}
+
+// NewPlan expands cfg into rows, resolving relative paths against the
+// directory of cfg.File. It refuses what this kiln cannot build.
+func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
+	base := filepath.Dir(cfg.File)
+	p := &Plan{Config: cfg, Dir: absJoin(base, cfg.App.Dir), Output: absJoin(base, cfg.Image.Output)}
+	if st, err := os.Stat(filepath.Join(p.Dir, "go.mod")); err != nil || st.IsDir() {
+		return nil, &ConfigError{File: cfg.File, Key: "app.dir", Problem: fmt.Sprintf("%s has no go.mod", p.Dir), Fix: "point app.dir at the Go module root, relative to the config file"}
+	}
+
+	for _, s := range sel.Targets {
+		if _, ok := cfg.Targets[s]; !ok {
+			return nil, &ConfigError{File: cfg.File, Key: "--target", Problem: fmt.Sprintf("no target named %q", s), Fix: "use one of " + strings.Join(cfg.TargetNames(), ", ")}
+		}
+	}
+	for _, s := range sel.Platforms {
+		if !slices.Contains(cfg.Platforms, s) {
+			return nil, &ConfigError{File: cfg.File, Key: "--platform", Problem: fmt.Sprintf("%q is not in platforms", s), Fix: "use one of " + strings.Join(cfg.Platforms, ", ") + ", or add it to platforms"}
+		}
+	}
+	for _, s := range cfg.Platforms {
+		if len(sel.Platforms) > 0 && !slices.Contains(sel.Platforms, s) {
+			continue
+		}
+		pl, err := ParsePlatform(s)
+		if err != nil { // validated already; kept for callers that build Configs by hand
+			return nil, &ConfigError{File: cfg.File, Key: "platforms", Problem: err.Error()}
+		}
+		p.Platforms = append(p.Platforms, pl)
+	}
+
+	for _, n := range cfg.TargetNames() {
+		if len(sel.Targets) > 0 && !slices.Contains(sel.Targets, n) {
+			continue
+		}
+		tc := cfg.Targets[n]
+		b, err := ParseBase(tc.Base)
+		if err != nil {
+			return nil, &ConfigError{File: cfg.File, Key: "targets." + n + ".base", Problem: err.Error()}
+		}
+		if b.Kind == BaseLayout && !filepath.IsAbs(b.Path) {
+			b.Path = filepath.Join(base, b.Path)
+		}
+		t := &Target{
+			Name:    n,
+			Libc:    Libc(tc.Libc),
+			Base:    b,
+			Default: tc.Default,
+			Tags:    concat(cfg.App.Tags, tc.Tags),
+			Ldflags: concat(cfg.App.Ldflags, tc.Ldflags),
+			Env:     concat(cfg.App.Env, tc.Env),
+		}
+		if t.Libc != LibcNone {
+			return nil, &ConfigError{File: cfg.File, Key: "targets." + n + ".libc",
+				Problem: fmt.Sprintf("libc %s (a cgo build) is not supported by this version of kiln yet; only libc: none is", t.Libc),
+				Fix:     "build this target with libc: none if the app needs no cgo, or leave it out with --target"}
+		}
+		p.Targets = append(p.Targets, t)
+		for _, pl := range p.Platforms {
+			p.Rows = append(p.Rows, Row{Target: t, Platform: pl})
+		}
+	}
+	return p, nil
+}
+
+func absJoin(base, p string) string {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(base, p)
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
+}
+
+func concat(a, b []string) []string {
+	return append(append([]string(nil), a...), b...)
+}
+
+// passthroughEnv are the host variables a build may see: where Go and its
+// caches live, how to reach modules, and nothing that changes what is built.
+var passthroughEnv = []string{
+	"PATH", "HOME", "TMPDIR", "USER",
+	"GOROOT", "GOPATH", "GOCACHE", "GOMODCACHE", "GOENV", "GOTOOLCHAIN", "GOTELEMETRY",
+	"GOPROXY", "GONOPROXY", "GOPRIVATE", "GOSUMDB", "GONOSUMDB", "GONOSUMCHECK", "GOINSECURE", "GOAUTH", "GOVCS",
+	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+	"SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSH_COMMAND", "GIT_CONFIG_GLOBAL", "SOURCE_DATE_EPOCH",
+}
+
+// keptGOFLAGS are the GOFLAGS entries honoured from the host: they change how
+// modules and VCS stamps are read, not what the compiler emits. Anything else
+// (-race, -cover, -gcflags, …) is dropped so a stray CI variable cannot change
+// the image.
+var keptGOFLAGS = []string{"-buildvcs", "-mod", "-modcacherw", "-modfile"}
+
+// BuildEnv returns the complete environment for the row's `go build`: the
+// allowed host variables, then what the target and platform decide, then the
+// user's app.env and target env on top (later entries win). The result is
+// sorted so that it reads the same on every run.
+func (r Row) BuildEnv(host []string) []string {
+	env := map[string]string{}
+	for _, kv := range host {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		switch {
+		case slices.Contains(passthroughEnv, k):
+			env[k] = v
+		case k == "GOFLAGS":
+			if kept := filterGOFLAGS(v); kept != "" {
+				env[k] = kept
+			}
+		}
+	}
+	env["GOOS"] = r.Platform.OS
+	env["GOARCH"] = r.Platform.Arch
+	if r.Platform.Arch == "arm" {
+		env["GOARM"] = strings.TrimPrefix(r.Platform.Variant, "v")
+	}
+	if r.CGO() {
+		env["CGO_ENABLED"] = "1"
+	} else {
+		env["CGO_ENABLED"] = "0"
+	}
+	for _, kv := range r.Target.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func filterGOFLAGS(v string) string {
+	var kept []string
+	for _, f := range strings.Fields(v) {
+		flag, _, _ := strings.Cut(f, "=")
+		if slices.Contains(keptGOFLAGS, "-"+strings.TrimLeft(flag, "-")) {
+			kept = append(kept, f)
+		}
+	}
+	return strings.Join(kept, " ")
+}
+
+// BuildArgs returns the arguments of `go build` for the row, writing the
+// binary to out. The package is built from the module root (Plan.Dir).
+func (p *Plan) BuildArgs(r Row, out string) []string {
+	args := []string{"build", "-o", out}
+	args = append(args, p.Config.App.Flags...)
+	if len(r.Target.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(r.Target.Tags, ","))
+	}
+	if len(r.Target.Ldflags) > 0 {
+		args = append(args, "-ldflags", strings.Join(r.Target.Ldflags, " "))
+	}
+	return append(args, p.Config.App.Main)
+}
