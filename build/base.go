@@ -87,7 +87,7 @@ func (b *Base) loadLayout() error {
 	if desc == nil {
 		what := "digest " + ref.Digest
 		if ref.Digest == "" {
-			what = fmt.Sprintf("an entry named %q", ref.RefName)
+			what = fmt.Sprintf("entry named %q", ref.RefName)
 		}
 		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: the layout at %s has no %s", ref.Raw, ref.Path, what),
 			Fix: "run `kiln lock` to pin what the layout holds now, or rebuild the layout"}

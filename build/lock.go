@@ -56,6 +56,9 @@ func Lock(ctx context.Context, file string, src []byte, keychain authn.Keychain)
 			continue
 		}
 		key := "targets." + tname + ".base"
+		if node.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			return nil, nil, &targets.ConfigError{File: file, Line: node.Line, Key: key, Problem: "cannot rewrite the value: it is a block scalar", Fix: "write the base as a one-line string"}
+		}
 		ref, err := targets.ParseBase(node.Value)
 		if err != nil {
 			return nil, nil, &targets.ConfigError{File: file, Line: node.Line, Key: key, Problem: err.Error()}

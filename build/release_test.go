@@ -1,0 +1,413 @@
+package build
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kilnbuild/kiln/targets"
+)
+
+func TestBinaryLayerIsDeterministic(t *testing.T) {
+	bin := []byte("\x7fELF not really a binary")
+	mtime := time.Unix(1700000000, 0)
+	a, err := BinaryLayer(bin, "/usr/local/bin/app", mtime, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := BinaryLayer(append([]byte(nil), bin...), "/usr/local/bin/app", mtime, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	da, _ := a.Digest()
+	db, _ := b.Digest()
+	if da != db {
+		t.Fatalf("same input, different layer digests: %s %s", da, db)
+	}
+	c, _ := BinaryLayer(bin, "/usr/local/bin/app", time.Unix(0, 0), types.OCILayer)
+	if dc, _ := c.Digest(); dc == da {
+		t.Error("the mtime does not reach the layer")
+	}
+
+	rc, err := a.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" || !h.ModTime.Equal(mtime) {
+			t.Errorf("%s: uid %d gid %d uname %q gname %q mtime %s", h.Name, h.Uid, h.Gid, h.Uname, h.Gname, h.ModTime)
+		}
+		wantMode := int64(0o755)
+		if h.Typeflag == tar.TypeReg {
+			wantMode = 0o555
+		}
+		if h.Mode != wantMode {
+			t.Errorf("%s: mode %o, want %o", h.Name, h.Mode, wantMode)
+		}
+	}
+	if want := []string{"usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/app"}; !slices.Equal(names, want) {
+		t.Errorf("entries = %q, want %q", names, want)
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"PATH=/bin", "TZ=UTC"}, []string{"TZ=Europe/Paris", "SSL_CERT_FILE=/certs.pem"})
+	if want := []string{"PATH=/bin", "TZ=Europe/Paris", "SSL_CERT_FILE=/certs.pem"}; !slices.Equal(got, want) {
+		t.Errorf("mergeEnv = %q, want %q", got, want)
+	}
+}
+
+// fixture is a tiny Go module, a layout base and a plan around them.
+type fixture struct {
+	dir      string
+	registry string // host:port of an in-process registry
+	uploads  atomic.Int64
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{dir: t.TempDir()}
+	write := func(rel, content string) {
+		p := filepath.Join(f.dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("app/go.mod", "module example.com/app\n\ngo 1.22\n")
+	write("app/main.go", "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"app ok\") }\n")
+	write("app/broken.go", "//go:build kilnbroken\n\npackage main\n\nfunc broken( {\n")
+
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") {
+			f.uploads.Add(1)
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.registry = strings.TrimPrefix(srv.URL, "http://")
+
+	// A two-platform base in an OCI layout, as oci:<path>:base@<digest>.
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(512, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = mutate.MediaType(img, types.OCIManifestSchema1)
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		cf.Config.Cmd = []string{"/bin/sh"}
+		cf.Config.Env = []string{"PATH=/bin"}
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	lp, err := layout.Write(filepath.Join(f.dir, "bases"), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{AnnotationRefName: "base"})); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) baseDigest(t *testing.T) string {
+	t.Helper()
+	ii, err := layout.ImageIndexFromPath(filepath.Join(f.dir, "bases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ii.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Manifests[0].Digest.String()
+}
+
+// plan builds a Plan for the fixture app with the given targets section.
+func (f *fixture) plan(t *testing.T, targetsYAML string, sel targets.Selection) *targets.Plan {
+	t.Helper()
+	src := "version: 1\napp:\n  name: app\n  dir: app\n  main: .\n  ldflags: [-s, -w]\nimage:\n  repository: " + f.registry + "/acme/app\n" +
+		"  env: [APP_MODE=prod]\n  labels: {team: kiln}\nplatforms: [linux/amd64, linux/arm64]\ntargets:\n" + targetsYAML
+	file := filepath.Join(f.dir, "kiln.yaml")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := targets.Decode(file, []byte(src), nestSettings(t, src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := targets.NewPlan(cfg, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (f *fixture) release(t *testing.T, p *targets.Plan, push bool) (*Result, error) {
+	t.Helper()
+	return Release(context.Background(), p, Options{Push: push, Jobs: 2, HostEnv: os.Environ(), Keychain: authn.DefaultKeychain})
+}
+
+func TestReleasePushesThenTagsAndIsReproducible(t *testing.T) {
+	f := newFixture(t)
+	p := f.plan(t, "  static:\n    libc: none\n    base: oci:bases:base@"+f.baseDigest(t)+"\n    default: true\n  bare:\n    libc: none\n    base: scratch\n", targets.Selection{})
+
+	res, err := f.release(t, p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstUploads := f.uploads.Load()
+	if !res.Passed || len(res.Rows) != 4 {
+		t.Fatalf("result: passed %v, %d rows", res.Passed, len(res.Rows))
+	}
+	repo, _ := name.NewRepository(f.registry + "/acme/app")
+	tags, err := remote.List(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(tags)
+	if want := []string{"latest", "latest-bare", "latest-static"}; !slices.Equal(tags, want) {
+		t.Errorf("tags = %v, want %v", tags, want)
+	}
+
+	idx, err := remote.Index(repo.Tag("latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Index(idx); err != nil {
+		t.Errorf("pushed index is invalid: %v", err)
+	}
+	im, _ := idx.IndexManifest()
+	if im.Annotations[AnnotationBaseName] != "oci:bases:base" || im.Annotations[AnnotationBaseDig] != f.baseDigest(t) {
+		t.Errorf("index annotations = %v", im.Annotations)
+	}
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		if !slices.Equal(cf.Config.Entrypoint, []string{"/app"}) || cf.Config.Cmd != nil || cf.Config.User != "65532:65532" ||
+			!slices.Equal(cf.Config.Env, []string{"PATH=/bin", "APP_MODE=prod"}) || cf.Config.Labels["team"] != "kiln" || !cf.Created.Equal(time.Unix(0, 0)) {
+			t.Errorf("%s config: %+v created %s", d.Platform.Architecture, cf.Config, cf.Created)
+		}
+		if cf.Architecture != d.Platform.Architecture {
+			t.Errorf("descriptor says %s, config says %s", d.Platform.Architecture, cf.Architecture)
+		}
+		m, _ := img.Manifest()
+		if m.Annotations[AnnotationBaseDig] == "" || m.Annotations[AnnotationBaseDig] == im.Annotations[AnnotationBaseDig] {
+			t.Errorf("platform image should record its own base manifest digest: %v", m.Annotations)
+		}
+		if len(m.Layers) != 3 {
+			t.Errorf("want the base's 2 layers plus one, got %d", len(m.Layers))
+		}
+	}
+	for _, r := range res.Rows {
+		if !r.Pushed || r.Status != StatusOK || r.IndexDigest == "" || !strings.HasPrefix(r.Ref, repo.String()+"@sha256:") {
+			t.Errorf("row %s/%s: %+v", r.Target, r.Platform, r)
+		}
+	}
+
+	again, err := f.release(t, p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range res.Rows {
+		if res.Rows[i].ImageDigest != again.Rows[i].ImageDigest || res.Rows[i].IndexDigest != again.Rows[i].IndexDigest {
+			t.Errorf("row %d not reproducible: %s/%s vs %s/%s", i, res.Rows[i].ImageDigest, res.Rows[i].IndexDigest, again.Rows[i].ImageDigest, again.Rows[i].IndexDigest)
+		}
+	}
+	if n := f.uploads.Load() - firstUploads; n != 0 {
+		t.Errorf("a no-op rerun started %d blob uploads, want 0", n)
+	}
+}
+
+func TestNothingIsPushedWhenOneTargetFailsToCompile(t *testing.T) {
+	f := newFixture(t)
+	p := f.plan(t, "  good:\n    libc: none\n    base: scratch\n    default: true\n  broken:\n    libc: none\n    base: scratch\n    tags: [kilnbroken]\n", targets.Selection{})
+	res, err := f.release(t, p, true)
+	var ce *CompileError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a CompileError, got %v", err)
+	}
+	if !strings.Contains(ce.Output, "broken.go") {
+		t.Errorf("the compiler's output is not in the error: %q", ce.Output)
+	}
+	if res.Passed || res.Error == "" {
+		t.Errorf("result does not record the failure: %+v", res)
+	}
+	if f.uploads.Load() != 0 {
+		t.Errorf("%d blob uploads happened after a failed compile", f.uploads.Load())
+	}
+	reg, _ := name.NewRegistry(f.registry)
+	repos, err := remote.Catalog(context.Background(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(repos) != 0 {
+		t.Errorf("registry has repositories after a failed release: %v", repos)
+	}
+	if _, err := os.Stat(filepath.Join(p.Output, "release.json")); err != nil {
+		t.Errorf("release.json should record the failure: %v", err)
+	}
+}
+
+func TestReleaseWritesALayoutOnlyWhenComplete(t *testing.T) {
+	f := newFixture(t)
+	p := f.plan(t, "  static:\n    libc: none\n    base: oci:bases:base@"+f.baseDigest(t)+"\n", targets.Selection{Platforms: []string{"linux/amd64"}})
+	res, err := f.release(t, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp, err := layout.FromPath(filepath.Join(p.Output, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ii, _ := lp.ImageIndex()
+	m, _ := ii.IndexManifest()
+	if len(m.Manifests) != 1 || m.Manifests[0].Annotations[AnnotationRefName] != "static" || m.Manifests[0].Digest.String() != res.Rows[0].ImageDigest {
+		t.Fatalf("layout index = %+v, want one entry for static at %s", m.Manifests, res.Rows[0].ImageDigest)
+	}
+	img, err := lp.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Errorf("layout image is invalid: %v", err)
+	}
+
+	// A failing release leaves the previous layout as it was.
+	broken := f.plan(t, "  static:\n    libc: none\n    base: scratch\n    tags: [kilnbroken]\n", targets.Selection{})
+	if _, err := f.release(t, broken, false); err == nil {
+		t.Fatal("broken build succeeded")
+	}
+	ii2, err := layout.ImageIndexFromPath(filepath.Join(p.Output, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1, d2 := digestOf(t, ii), digestOf(t, ii2); d1 != d2 {
+		t.Errorf("a failed release changed the layout: %s -> %s", d1, d2)
+	}
+}
+
+func TestBaseErrors(t *testing.T) {
+	f := newFixture(t)
+	missing := "sha256:" + strings.Repeat("0", 64)
+	tests := []struct {
+		base, want string
+	}{
+		{"oci:bases:base@" + missing, "has no digest " + missing},
+		{"oci:nowhere@" + missing, "no OCI image layout"},
+	}
+	for _, tt := range tests {
+		p := f.plan(t, "  static:\n    libc: none\n    base: "+tt.base+"\n", targets.Selection{})
+		_, err := f.release(t, p, false)
+		var ce *targets.ConfigError
+		if !errors.As(err, &ce) || ce.Key != "targets.static.base" || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("base %s: got %v, want a config error on targets.static.base saying %q", tt.base, err, tt.want)
+		}
+	}
+
+	// A base that lacks a platform is refused before anything is compiled.
+	single, _ := random.Image(100, 1)
+	cf, _ := single.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	single, _ = mutate.ConfigFile(single, cf)
+	ref, _ := name.ParseReference(f.registry + "/bases/amd64only:1")
+	if err := remote.Write(ref, single); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := single.Digest()
+	p := f.plan(t, "  static:\n    libc: none\n    base: "+f.registry+"/bases/amd64only:1@"+d.String()+"\n", targets.Selection{})
+	res, err := f.release(t, p, false)
+	if err == nil || !strings.Contains(err.Error(), "has no linux/arm64 image (it has: linux/amd64)") {
+		t.Errorf("want the missing platform named, got %v", err)
+	}
+	if res.Rows[0].Timings["compile"] != 0 {
+		t.Error("compiled although the base cannot serve every platform")
+	}
+
+	unreachable := f.plan(t, "  static:\n    libc: none\n    base: 127.0.0.1:1/nothing@"+missing+"\n", targets.Selection{})
+	var re *RegistryError
+	if _, err := f.release(t, unreachable, false); !errors.As(err, &re) {
+		t.Errorf("unreachable registry: want a RegistryError, got %v", err)
+	}
+}
+
+func digestOf(t *testing.T, ii v1.ImageIndex) v1.Hash {
+	t.Helper()
+	d, err := ii.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// nestSettings is what the CLI's viper instance hands to Decode: the file's
+// YAML with the defaults under it.
+func nestSettings(t *testing.T, src string) map[string]any {
+	t.Helper()
+	settings := map[string]any{}
+	if err := yaml.Unmarshal([]byte(src), &settings); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range targets.Defaults() {
+		m := settings
+		parts := strings.Split(k, ".")
+		for _, p := range parts[:len(parts)-1] {
+			if _, ok := m[p].(map[string]any); !ok {
+				m[p] = map[string]any{}
+			}
+			m = m[p].(map[string]any)
+		}
+		if _, ok := m[parts[len(parts)-1]]; !ok {
+			m[parts[len(parts)-1]] = v
+		}
+	}
+	return settings
+}
