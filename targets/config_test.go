@@ -227,9 +227,9 @@ func TestBuildEnv(t *testing.T) {
 		notWant []string
 	}{
 		{
-			name: "static amd64 drops what would change the binary",
-			row:  Row{Target: &Target{Name: "static", Libc: LibcNone}, Platform: Platform{OS: "linux", Arch: "amd64"}},
-			want: []string{"CGO_ENABLED=0", "GOARCH=amd64", "GOOS=linux", "GOCACHE=/c", "GOMODCACHE=/m", "GOPROXY=https://proxy.example", "GOFLAGS=-buildvcs=false -mod=mod", "HOME=/root", "PATH=/usr/bin"},
+			name:    "static amd64 drops what would change the binary",
+			row:     Row{Target: &Target{Name: "static", Libc: LibcNone}, Platform: Platform{OS: "linux", Arch: "amd64"}},
+			want:    []string{"CGO_ENABLED=0", "GOARCH=amd64", "GOOS=linux", "GOCACHE=/c", "GOMODCACHE=/m", "GOPROXY=https://proxy.example", "GOFLAGS=-buildvcs=false -mod=mod", "HOME=/root", "PATH=/usr/bin"},
 			notWant: []string{"CC", "CGO_CFLAGS", "LD_PRELOAD", "GOAMD64", "AWS_SECRET_ACCESS_KEY", "GOARM"},
 		},
 		{
