@@ -139,14 +139,15 @@ func newRelease(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// publishedRefs lists each published target once: its reference by digest.
+// publishedRefs lists each published target once: its name and its
+// reference by digest.
 func publishedRefs(res *build.Result) []string {
 	var refs []string
 	seen := map[string]bool{}
 	for _, r := range res.Rows {
 		if r.Ref != "" && !seen[r.Ref] {
 			seen[r.Ref] = true
-			refs = append(refs, r.Ref)
+			refs = append(refs, r.Target+" "+r.Ref)
 		}
 	}
 	return refs

@@ -1,0 +1,40 @@
+# The two commands a newcomer runs (see README.md):
+#   make demo   release examples/hello to dist/, verified against stand-in bases
+#   make test   run every test, against the real tools they name
+SHELL := /bin/bash
+GO    ?= go
+SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+GOBIN := $(shell $(GO) env GOPATH)/bin
+KILN  := dist/bin/kiln
+
+# Debian packages the stand-in base images are made from.
+BASE_PKGS := ca-certificates tzdata libc6 libgcc-s1 libc6-arm64-cross libgcc-s1-arm64-cross musl busybox-static
+# What the end-to-end tests drive: a real registry, reference clients, runtimes.
+TEST_PKGS := $(BASE_PKGS) git docker-registry skopeo umoci runc qemu-user-static
+CRANE_VERSION := v0.22.1
+
+.PHONY: demo test deps-demo deps-test bases kiln clean
+
+demo: deps-demo bases kiln
+	$(KILN) lock -f examples/hello/kiln.yaml
+	$(KILN) release -f examples/hello/kiln.yaml
+	@echo "Inspect it: skopeo inspect oci:dist/oci:static   (or umoci unpack --image dist/oci:static-linux-amd64 bundle)"
+
+test: deps-test
+	PATH="$(GOBIN):$$PATH" $(GO) test -count=1 ./...
+
+kiln:
+	$(GO) build -o $(KILN) ./cmd/kiln
+
+bases:
+	$(GO) run ./internal/testbase/gen -o dist/bases
+
+deps-demo:
+	@bash scripts/install-debs.sh $(BASE_PKGS)
+
+deps-test:
+	@bash scripts/install-debs.sh $(TEST_PKGS)
+	@[ -x "$(GOBIN)/crane" ] || $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+
+clean:
+	rm -rf dist examples/*/dist
