@@ -60,6 +60,16 @@ func Release(ctx context.Context, p *targets.Plan, opts Options) (*Result, error
 	r.res.Passed = err == nil
 	if err != nil {
 		r.res.Error = err.Error()
+		for _, rs := range r.rows { // built, then stopped by a later stage
+			if rs.res.ImageDigest != "" && rs.res.Status != StatusOK {
+				rs.res.Status, rs.res.Error = StatusFailed, err.Error()
+			}
+		}
+	}
+	// A release that failed before compiling (config, bases) writes nothing:
+	// exit 2 means nothing was built or written.
+	if !r.compiled {
+		return r.res, err
 	}
 	if werr := r.res.WriteJSON(filepath.Join(p.Output, "release.json")); werr != nil && err == nil {
 		err = &RegistryError{Op: "writing release.json", Err: werr}
@@ -73,7 +83,8 @@ type release struct {
 	res  *Result
 	mu   sync.Mutex // guards progress writes
 
-	rows []*rowState
+	rows     []*rowState
+	compiled bool // compiling started: from here on release.json records the outcome
 }
 
 type rowState struct {
@@ -110,6 +121,11 @@ func (r *release) run(ctx context.Context) error {
 	} else {
 		r.res.Layout = filepath.Join(r.plan.Output, "oci")
 	}
+	start := time.Now()
+	if err := r.plan.Analyze(ctx, r.opts.HostEnv); err != nil {
+		return err
+	}
+	r.res.Timings.add("plan", time.Since(start))
 	spec, err := r.imageSpec(ctx)
 	if err != nil {
 		return err
@@ -139,7 +155,7 @@ func (r *release) run(ctx context.Context) error {
 	if r.opts.UserAgent != "" {
 		remoteOpts = append(remoteOpts, remote.WithUserAgent(r.opts.UserAgent))
 	}
-	start := time.Now()
+	start = time.Now()
 	if r.opts.Push {
 		r.progress("publish", nil, "pushing %d target(s) to %s by digest", len(arts), repo)
 		if err := push(ctx, repo, arts, remoteOpts); err != nil {
@@ -218,6 +234,7 @@ func (r *release) withTarget(rs *rowState, err error) error {
 	var ce *targets.ConfigError
 	if errors.As(err, &ce) && ce.Key == "base" {
 		ce.File, ce.Key = r.plan.Config.File, "targets."+rs.row.Target.Name+".base"
+		ce.Line = r.plan.Config.Line(ce.Key)
 	}
 	return err
 }
@@ -234,6 +251,7 @@ func (r *release) buildAll(ctx context.Context, spec ImageSpec) error {
 	if err != nil {
 		return &CompileError{Row: "setup", Err: err}
 	}
+	r.compiled = true
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Jobs)
 	for _, rs := range r.rows {

@@ -25,6 +25,23 @@ type Config struct {
 	// File is the config file's path as given; relative paths in the
 	// config (app.dir, image.output, oci: bases) are relative to its directory.
 	File string `kiln:"-"`
+
+	lines func(path ...string) int // a key's line in File, 0 if not from the file
+}
+
+// Errorf returns a ConfigError for the dotted key, with the key's line in
+// the file when its value came from there.
+func (c *Config) Errorf(key, fix, format string, args ...any) *ConfigError {
+	return &ConfigError{File: c.File, Line: c.Line(key), Key: key, Problem: fmt.Sprintf(format, args...), Fix: fix}
+}
+
+// Line is the line of the dotted key in File, or 0 when the key is not in
+// the file (a flag, a default) or its value came from KILN_* or --set.
+func (c *Config) Line(key string) int {
+	if c.lines == nil || strings.HasPrefix(key, "-") {
+		return 0
+	}
+	return c.lines(strings.Split(key, ".")...)
 }
 
 // App says what to build.
@@ -52,12 +69,18 @@ type Image struct {
 
 // TargetConfig is one entry of the targets map as written in the file.
 type TargetConfig struct {
-	Libc    string   `kiln:"libc"`
-	Base    string   `kiln:"base"`
-	Default bool     `kiln:"default"`
-	Tags    []string `kiln:"tags"`
-	Ldflags []string `kiln:"ldflags"`
-	Env     []string `kiln:"env"`
+	Libc           string   `kiln:"libc"`
+	Base           string   `kiln:"base"`
+	Default        bool     `kiln:"default"`
+	Platforms      []string `kiln:"platforms"`       // a subset of the top-level platforms; empty means all
+	Link           string   `kiln:"link"`            // dynamic (default) | static (musl only)
+	CC             string   `kiln:"cc"`              // overrides the C compiler kiln picks
+	Builder        string   `kiln:"builder"`         // host (default) | container
+	BuilderImage   string   `kiln:"builder_image"`   // container builder image, pinned by digest
+	BuilderRuntime string   `kiln:"builder_runtime"` // auto | docker | podman
+	Tags           []string `kiln:"tags"`
+	Ldflags        []string `kiln:"ldflags"`
+	Env            []string `kiln:"env"`
 }
 
 // Defaults are the values SPEC §3 gives for keys the file leaves out, keyed

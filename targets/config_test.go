@@ -321,10 +321,6 @@ func TestNewPlan(t *testing.T) {
 		}
 	}
 
-	cfg.Targets["static"].Libc = "glibc"
-	if _, err := NewPlan(cfg, Selection{}); err == nil || !strings.Contains(err.Error(), "not supported by this version of kiln yet") {
-		t.Errorf("glibc target: want a clear not-supported error, got %v", err)
-	}
 	cfg.App.Dir = "missing"
 	if _, err := NewPlan(cfg, Selection{}); err == nil || !strings.Contains(err.Error(), "has no go.mod") {
 		t.Errorf("app.dir without go.mod: got %v", err)

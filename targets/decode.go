@@ -27,14 +27,14 @@ func Decode(file string, src []byte, settings map[string]any) (*Config, error) {
 			d.root = doc.Content[0]
 		}
 	}
-	cfg := &Config{File: file}
+	cfg := &Config{File: file, lines: d.line}
 	if err := d.decodeStruct(nil, reflect.ValueOf(cfg).Elem(), settings); err != nil {
 		return nil, err
 	}
 	if err := d.fixCase(cfg); err != nil {
 		return nil, err
 	}
-	if err := cfg.validate(d.line); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -43,6 +43,10 @@ func Decode(file string, src []byte, settings map[string]any) (*Config, error) {
 type decoder struct {
 	file string
 	root *yaml.Node
+	// overridden holds the dotted keys whose value came from KILN_*
+	// variables or --set rather than the file: their file line would point
+	// at a value that is not the one in use.
+	overridden map[string]bool
 }
 
 // node finds the YAML node at path. Keys match case-insensitively because
@@ -68,12 +72,51 @@ func (d *decoder) node(path []string) (key, value *yaml.Node) {
 	return key, n
 }
 
-// line returns the line of the key at path in the file, or 0.
+// line returns the line of the key at path in the file, or 0 when the key
+// is not in the file or its value was overridden.
 func (d *decoder) line(path ...string) int {
+	for i := range path {
+		if d.overridden[strings.Join(path[:i+1], ".")] {
+			return 0
+		}
+	}
 	if k, _ := d.node(path); k != nil {
 		return k.Line
 	}
 	return 0
+}
+
+// noteOverride records whether a scalar or list value differs from what the
+// file says at path.
+func (d *decoder) noteOverride(path []string, raw any) {
+	_, n := d.node(path)
+	if n == nil {
+		return
+	}
+	same := false
+	switch n.Kind {
+	case yaml.ScalarNode:
+		s, ok := scalarString(raw)
+		if b, isBool := raw.(bool); isBool {
+			s, ok = strconv.FormatBool(b), true
+		}
+		same = ok && s == n.Value
+	case yaml.SequenceNode:
+		l, ok := raw.([]any)
+		same = ok && len(l) == len(n.Content)
+		for i := 0; same && i < len(l); i++ {
+			s, ok := scalarString(l[i])
+			same = ok && s == n.Content[i].Value
+		}
+	default:
+		return
+	}
+	if !same {
+		if d.overridden == nil {
+			d.overridden = map[string]bool{}
+		}
+		d.overridden[strings.Join(path, ".")] = true
+	}
 }
 
 func (d *decoder) errorf(path []string, fix, format string, args ...any) error {
@@ -124,6 +167,9 @@ func (d *decoder) decodeStruct(path []string, v reflect.Value, m map[string]any)
 func (d *decoder) decodeValue(path []string, v reflect.Value, raw any) error {
 	if raw == nil { // `key:` with nothing after it: leave the default
 		return nil
+	}
+	if v.Kind() != reflect.Map && v.Kind() != reflect.Struct {
+		d.noteOverride(path, raw)
 	}
 	switch v.Kind() {
 	case reflect.String:

@@ -1,9 +1,9 @@
 package targets
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -20,10 +20,14 @@ type Plan struct {
 	Rows      []Row
 }
 
-// Row is one `go build`: a target on a platform.
+// Row is one `go build`: a target on a platform, with the C toolchain it
+// builds with and, after Analyze, the cgo packages it links.
 type Row struct {
-	Target   *Target
-	Platform Platform
+	Target    *Target
+	Platform  Platform
+	Toolchain Toolchain    // zero for libc: none
+	Cgo       []CgoPackage // set by Analyze
+	Warnings  []string     // set by Analyze and by base inspection
 }
 
 // ID names a row in progress lines and file names: static-linux-amd64.
@@ -35,10 +39,13 @@ func (r Row) ID() string {
 func (r Row) CGO() bool { return r.Target.Libc != LibcNone }
 
 // Selection narrows a plan to some targets and platforms (the --target and
-// --platform flags); empty means all.
+// --platform flags); empty means all. HostArch and Look describe the build
+// machine; zero values mean this machine (runtime.GOARCH, LookTool).
 type Selection struct {
 	Targets   []string
 	Platforms []string
+	HostArch  string
+	Look      func(string) (string, error)
 }
 
 // NewPlan expands cfg into rows, resolving relative paths against the
@@ -47,17 +54,17 @@ func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
 	base := filepath.Dir(cfg.File)
 	p := &Plan{Config: cfg, Dir: absJoin(base, cfg.App.Dir), Output: absJoin(base, cfg.Image.Output)}
 	if st, err := os.Stat(filepath.Join(p.Dir, "go.mod")); err != nil || st.IsDir() {
-		return nil, &ConfigError{File: cfg.File, Key: "app.dir", Problem: fmt.Sprintf("%s has no go.mod", p.Dir), Fix: "point app.dir at the Go module root, relative to the config file"}
+		return nil, cfg.Errorf("app.dir", "point app.dir at the Go module root, relative to the config file", "%s has no go.mod", p.Dir)
 	}
 
 	for _, s := range sel.Targets {
 		if _, ok := cfg.Targets[s]; !ok {
-			return nil, &ConfigError{File: cfg.File, Key: "--target", Problem: fmt.Sprintf("no target named %q", s), Fix: "use one of " + strings.Join(cfg.TargetNames(), ", ")}
+			return nil, cfg.Errorf("--target", "use one of "+strings.Join(cfg.TargetNames(), ", "), "no target named %q", s)
 		}
 	}
 	for _, s := range sel.Platforms {
 		if !slices.Contains(cfg.Platforms, s) {
-			return nil, &ConfigError{File: cfg.File, Key: "--platform", Problem: fmt.Sprintf("%q is not in platforms", s), Fix: "use one of " + strings.Join(cfg.Platforms, ", ") + ", or add it to platforms"}
+			return nil, cfg.Errorf("--platform", "use one of "+strings.Join(cfg.Platforms, ", ")+", or add it to platforms", "%q is not in platforms", s)
 		}
 	}
 	for _, s := range cfg.Platforms {
@@ -66,11 +73,18 @@ func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
 		}
 		pl, err := ParsePlatform(s)
 		if err != nil { // validated already; kept for callers that build Configs by hand
-			return nil, &ConfigError{File: cfg.File, Key: "platforms", Problem: err.Error()}
+			return nil, cfg.Errorf("platforms", "", "%s", err.Error())
 		}
 		p.Platforms = append(p.Platforms, pl)
 	}
 
+	hostArch, look := sel.HostArch, sel.Look
+	if hostArch == "" {
+		hostArch = runtime.GOARCH
+	}
+	if look == nil {
+		look = LookTool
+	}
 	for _, n := range cfg.TargetNames() {
 		if len(sel.Targets) > 0 && !slices.Contains(sel.Targets, n) {
 			continue
@@ -78,7 +92,7 @@ func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
 		tc := cfg.Targets[n]
 		b, err := ParseBase(tc.Base)
 		if err != nil {
-			return nil, &ConfigError{File: cfg.File, Key: "targets." + n + ".base", Problem: err.Error()}
+			return nil, cfg.Errorf("targets."+n+".base", "", "%s", err.Error())
 		}
 		if b.Kind == BaseLayout && !filepath.IsAbs(b.Path) {
 			b.Path = filepath.Join(base, b.Path)
@@ -88,19 +102,35 @@ func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
 			Libc:    Libc(tc.Libc),
 			Base:    b,
 			Default: tc.Default,
+			Link:    orDefault(tc.Link, LinkDynamic),
 			Tags:    concat(cfg.App.Tags, tc.Tags),
 			Ldflags: concat(cfg.App.Ldflags, tc.Ldflags),
 			Env:     concat(cfg.App.Env, tc.Env),
 		}
-		if t.Libc != LibcNone {
-			return nil, &ConfigError{File: cfg.File, Key: "targets." + n + ".libc",
-				Problem: fmt.Sprintf("libc %s (a cgo build) is not supported by this version of kiln yet; only libc: none is", t.Libc),
-				Fix:     "build this target with libc: none if the app needs no cgo, or leave it out with --target"}
+		if err := checkTarget(cfg, t, tc); err != nil {
+			return nil, err
 		}
-		p.Targets = append(p.Targets, t)
+		rows := len(p.Rows)
 		for _, pl := range p.Platforms {
-			p.Rows = append(p.Rows, Row{Target: t, Platform: pl})
+			if len(tc.Platforms) > 0 && !slices.Contains(tc.Platforms, pl.String()) {
+				continue
+			}
+			row := Row{Target: t, Platform: pl}
+			if row.Toolchain, err = SelectToolchain(t.Libc, pl, hostArch, tc.CC, look); err != nil {
+				return nil, cfg.Errorf("targets."+n+".libc", "build "+pl.String()+" with libc: none, or set cc: for this target", "%s", err.Error())
+			}
+			if row.Toolchain.Missing {
+				return nil, cfg.Errorf("targets."+n, "install the "+row.Toolchain.Source+", or set cc: to a compiler you have",
+					"%s on %s needs the C compiler %q, which is not installed", t.Libc, pl, strings.Fields(row.Toolchain.CC)[0])
+			}
+			p.Rows = append(p.Rows, row)
 		}
+		if len(p.Rows) > rows { // a target whose platforms were all deselected is not built
+			p.Targets = append(p.Targets, t)
+		}
+	}
+	if len(p.Rows) == 0 {
+		return nil, cfg.Errorf("--platform", "select a platform that some target lists", "%s", "no target is built for the selected platforms")
 	}
 	return p, nil
 }
@@ -162,6 +192,7 @@ func (r Row) BuildEnv(host []string) []string {
 	}
 	if r.CGO() {
 		env["CGO_ENABLED"] = "1"
+		env["CC"] = r.Toolchain.CC
 	} else {
 		env["CGO_ENABLED"] = "0"
 	}
@@ -196,8 +227,22 @@ func (p *Plan) BuildArgs(r Row, out string) []string {
 	if len(r.Target.Tags) > 0 {
 		args = append(args, "-tags", strings.Join(r.Target.Tags, ","))
 	}
-	if len(r.Target.Ldflags) > 0 {
-		args = append(args, "-ldflags", strings.Join(r.Target.Ldflags, " "))
+	ldflags := r.Target.Ldflags
+	if r.Target.Link == LinkStatic {
+		ldflags = append(slices.Clone(ldflags), "-linkmode", "external", "-extldflags", "-static")
+	}
+	if len(ldflags) > 0 {
+		// Joined as written: go build splits -ldflags like a shell, so an
+		// item "-X main.version=1.0" is two flags, and values with spaces
+		// are quoted by the user: -X 'main.motd=hello world'.
+		args = append(args, "-ldflags", strings.Join(ldflags, " "))
 	}
 	return append(args, p.Config.App.Main)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

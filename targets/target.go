@@ -24,6 +24,7 @@ type Target struct {
 	Libc    Libc
 	Base    BaseRef
 	Default bool
+	Link    string   // LinkDynamic or LinkStatic
 	Tags    []string // build tags: app.tags then the target's
 	Ldflags []string // app.ldflags then the target's
 	Env     []string // app.env then the target's, KEY=VALUE; later entries win
@@ -168,4 +169,36 @@ func ParseBase(s string) (BaseRef, error) {
 		b.Tag = t.TagStr()
 	}
 	return b, nil
+}
+
+// Link modes of a cgo target.
+const (
+	LinkDynamic = "dynamic" // against the image's loader and shared libc
+	LinkStatic  = "static"  // fully static cgo binary (musl only): runs on scratch
+)
+
+// loaders are the PT_INTERP paths of each libc per architecture: what a
+// dynamic binary asks the kernel to run, and so what its base must contain.
+var loaders = map[Libc]map[string]string{
+	LibcGlibc: {
+		"amd64": "/lib64/ld-linux-x86-64.so.2", "arm64": "/lib/ld-linux-aarch64.so.1", "arm/v7": "/lib/ld-linux-armhf.so.3",
+		"386": "/lib/ld-linux.so.2", "ppc64le": "/lib64/ld64.so.2", "s390x": "/lib/ld64.so.1", "riscv64": "/lib/ld-linux-riscv64-lp64d.so.1",
+	},
+	LibcMusl: {
+		"amd64": "/lib/ld-musl-x86_64.so.1", "arm64": "/lib/ld-musl-aarch64.so.1", "arm/v7": "/lib/ld-musl-armhf.so.1",
+		"386": "/lib/ld-musl-i386.so.1", "ppc64le": "/lib/ld-musl-powerpc64le.so.1", "s390x": "/lib/ld-musl-s390x.so.1", "riscv64": "/lib/ld-musl-riscv64.so.1",
+	},
+}
+
+// Loader returns the dynamic loader libc uses on pl ("" for none).
+func Loader(libc Libc, pl Platform) string {
+	return loaders[libc][archKey(pl)]
+}
+
+// Loader is the loader the row's binary will ask for: "" when it is static.
+func (r Row) Loader() string {
+	if r.Target.Libc == LibcNone || r.Target.Link == LinkStatic {
+		return ""
+	}
+	return Loader(r.Target.Libc, r.Platform)
 }

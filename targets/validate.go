@@ -1,7 +1,6 @@
 package targets
 
 import (
-	"fmt"
 	"path"
 	"regexp"
 	"slices"
@@ -32,10 +31,10 @@ var flagsWithOwnKey = map[string]string{
 }
 
 // validate checks everything that can be checked without touching the disk
-// or the network. line finds a key's line in the file for error messages.
-func (c *Config) validate(line func(...string) int) error {
+// or the network.
+func (c *Config) validate() error {
 	bad := func(key, fix, format string, args ...any) error {
-		return &ConfigError{File: c.File, Line: line(strings.Split(key, ".")...), Key: key, Problem: fmt.Sprintf(format, args...), Fix: fix}
+		return c.Errorf(key, fix, format, args...)
 	}
 	if c.Version != 1 {
 		return bad("version", "set version: 1", "unsupported config version %d", c.Version)
@@ -146,6 +145,11 @@ func (c *Config) validate(line func(...string) int) error {
 		}
 		if !b.Pinned() {
 			return bad(key+".base", "run `kiln lock` to resolve it and pin the digest in this file", "%q is not pinned by digest; a tag can change under you", t.Base)
+		}
+		for _, tp := range t.Platforms {
+			if !slices.Contains(c.Platforms, tp) {
+				return bad(key+".platforms", "list only platforms from the top-level platforms ("+strings.Join(c.Platforms, ", ")+")", "%q is not in platforms", tp)
+			}
 		}
 		if err := checkEnv(bad, key+".env", t.Env, true); err != nil {
 			return err

