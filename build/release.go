@@ -8,7 +8,6 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -200,43 +199,31 @@ func (r *release) imageSpec(ctx context.Context) (ImageSpec, error) {
 	return spec, nil
 }
 
-// resolveBases fetches each distinct base once and picks every row's
-// platform image, before anything is compiled: a missing platform or digest
-// should not cost a build.
+// resolveBases fetches each distinct base once, picks every row's platform
+// image and checks what the row needs from it, before anything is compiled:
+// a missing platform or loader should not cost a build.
 func (r *release) resolveBases(ctx context.Context) (map[string]*Base, error) {
 	start := time.Now()
+	prepared, err := Preflight(ctx, r.plan, r.opts.Keychain)
+	if err != nil {
+		return nil, err
+	}
 	bases := map[string]*Base{}
-	for _, rs := range r.rows {
-		ref := rs.row.Target.Base
-		b, ok := bases[ref.Raw]
-		if !ok {
-			var err error
-			if b, err = LoadBase(ctx, ref, r.opts.Keychain); err != nil {
-				return nil, r.withTarget(rs, err)
-			}
-			bases[ref.Raw] = b
+	for i, rs := range r.rows {
+		prep := prepared[i]
+		rs.base, rs.baseDigest = prep.Image, prep.Digest
+		bases[rs.row.Target.Base.Raw] = prep.Base
+		if prep.Digest != (v1.Hash{}) {
+			rs.res.Base.Digest = prep.Digest.String()
 		}
-		img, d, err := b.PlatformImage(rs.row.Platform)
-		if err != nil {
-			return nil, r.withTarget(rs, err)
-		}
-		rs.base, rs.baseDigest = img, d
-		if d != (v1.Hash{}) {
-			rs.res.Base.Digest = d.String()
+		rs.row = r.plan.Rows[i] // with the warnings preflight added
+		rs.res.Warnings = rs.row.Warnings
+		for _, w := range rs.row.Warnings {
+			r.progress("plan", rs, "warning: %s", w)
 		}
 	}
 	r.res.Timings.add("base", time.Since(start))
 	return bases, nil
-}
-
-// withTarget names the config key of a base error.
-func (r *release) withTarget(rs *rowState, err error) error {
-	var ce *targets.ConfigError
-	if errors.As(err, &ce) && ce.Key == "base" {
-		ce.File, ce.Key = r.plan.Config.File, "targets."+rs.row.Target.Name+".base"
-		ce.Line = r.plan.Config.Line(ce.Key)
-	}
-	return err
 }
 
 // buildAll compiles and assembles every row, up to Jobs at a time. The

@@ -36,6 +36,7 @@ type RowResult struct {
 	Pushed      bool     `json:"pushed"`
 	Signed      bool     `json:"signed"`
 	Status      string   `json:"status"` // ok, failed, or not built (another row failed first)
+	Warnings    []string `json:"warnings,omitempty"`
 	Error       string   `json:"error,omitempty"`
 	Timings     Timings  `json:"timings"`
 }

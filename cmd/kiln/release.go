@@ -50,6 +50,9 @@ func newPlan(g *globalFlags) *cobra.Command {
 			if err := p.Analyze(cmd.Context(), os.Environ()); err != nil {
 				return err
 			}
+			if _, err := build.Preflight(cmd.Context(), p, nil); err != nil {
+				return err
+			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), planRows(p))
 			}

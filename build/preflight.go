@@ -1,0 +1,168 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kilnbuild/kiln/targets"
+	"github.com/kilnbuild/kiln/verify"
+)
+
+// Prepared is a row's base, resolved and inspected before compiling.
+type Prepared struct {
+	Base   *Base
+	Image  v1.Image // the base image for the row's platform
+	Digest v1.Hash  // its manifest digest; zero for scratch
+	FS     *verify.FS
+}
+
+// Preflight resolves every row's base image and checks what the row needs
+// from it, before anything is compiled: the platform, the loader a dynamic
+// cgo binary asks for, and for glibc whether the toolchain's glibc is newer
+// than the base's (the classic `GLIBC_2.34 not found`). Refusals are
+// *targets.ConfigError; warnings go to the plan's rows. The result is
+// aligned with p.Rows.
+func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([]*Prepared, error) {
+	if keychain == nil {
+		keychain = authn.DefaultKeychain
+	}
+	bases := map[string]*Base{}
+	filesystems := map[v1.Hash]*verify.FS{}
+	hostGlibc := map[string]string{}
+	out := make([]*Prepared, len(p.Rows))
+	for i := range p.Rows {
+		row := &p.Rows[i]
+		ref := row.Target.Base
+		label := func(err error) error { return relabelBase(p, row.Target.Name, err) }
+		b, ok := bases[ref.Raw]
+		if !ok {
+			var err error
+			if b, err = LoadBase(ctx, ref, keychain); err != nil {
+				return nil, label(err)
+			}
+			bases[ref.Raw] = b
+		}
+		img, d, err := b.PlatformImage(row.Platform)
+		if err != nil {
+			return nil, label(err)
+		}
+		prep := &Prepared{Base: b, Image: img, Digest: d}
+		out[i] = prep
+		if !row.CGO() || ref.Kind == targets.BaseScratch {
+			continue // scratch with cgo is refused from the config; static rows need nothing from the base
+		}
+		if prep.FS, ok = filesystems[d]; !ok {
+			if prep.FS, err = verify.Flatten(img, verify.Limits{}); err != nil {
+				return nil, &RegistryError{Op: "reading the files of base", Ref: ref.Raw + " (" + row.Platform.String() + ")", Err: err}
+			}
+			filesystems[d] = prep.FS
+		}
+		if err := checkLoader(p, row, prep.FS); err != nil {
+			return nil, err
+		}
+		if row.Target.Libc == targets.LibcGlibc {
+			if w := glibcSkew(row, prep.FS, hostGlibc); w != "" {
+				row.Warnings = append(row.Warnings, w)
+			}
+		}
+	}
+	return out, nil
+}
+
+// relabelBase turns a LoadBase/PlatformImage config error into one that
+// names the target's base key and its line.
+func relabelBase(p *targets.Plan, target string, err error) error {
+	if ce, ok := err.(*targets.ConfigError); ok && ce.Key == "base" {
+		ce.File, ce.Key = p.Config.File, "targets."+target+".base"
+		ce.Line = p.Config.Line(ce.Key)
+	}
+	return err
+}
+
+// checkLoader refuses a dynamic cgo row whose base lacks the loader the
+// binary will ask the kernel for: the image would die with `no such file
+// or directory` for a file that is not even the one it names.
+func checkLoader(p *targets.Plan, row *targets.Row, fsys *verify.FS) error {
+	want := row.Loader()
+	if want == "" || isFile(fsys, want) {
+		return nil
+	}
+	var has []string
+	for _, libc := range []targets.Libc{targets.LibcGlibc, targets.LibcMusl} {
+		if l := targets.Loader(libc, row.Platform); l != "" && isFile(fsys, l) {
+			has = append(has, fmt.Sprintf("the %s loader %s", libc, l))
+		}
+	}
+	what := "no libc loader at all (a static-only base)"
+	if len(has) > 0 {
+		what = strings.Join(has, " and ")
+	}
+	fix := "use a base with glibc (distroless/base, debian:*-slim), or build libc: musl for alpine"
+	if row.Target.Libc == targets.LibcMusl {
+		fix = "use a musl base (alpine), or add link: static to run on any base"
+	}
+	key := "targets." + row.Target.Name + ".base"
+	return p.Config.Errorf(key, fix, "base %s has no %s loader %s for %s; it has %s",
+		row.Target.Base.Name(), row.Target.Libc, want, row.Platform, what)
+}
+
+func isFile(fsys *verify.FS, p string) bool {
+	_, e, err := fsys.Resolve(p)
+	return err == nil && e.Type == verify.TypeFile
+}
+
+// glibcSkew compares the glibc the toolchain links against with the base's
+// and warns when the toolchain's is newer: the binary may need symbol
+// versions the base lacks. The binary's actual needs are checked after
+// compiling, by verification.
+func glibcSkew(row *targets.Row, fsys *verify.FS, hostCache map[string]string) string {
+	baseLibc, baseVer := baseGlibc(row, fsys)
+	if baseVer == "" || row.Toolchain.LibcSO == "" {
+		return ""
+	}
+	hostVer, ok := hostCache[row.Toolchain.LibcSO]
+	if !ok {
+		if data, err := os.ReadFile(row.Toolchain.LibcSO); err == nil {
+			if e, err := verify.ReadELF(data); err == nil {
+				hostVer = verify.MaxGlibcVersion(e.VersionDefs)
+			}
+		}
+		hostCache[row.Toolchain.LibcSO] = hostVer
+	}
+	if hostVer == "" || verify.CompareGlibc(hostVer, baseVer) <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("the toolchain links against %s (%s) but the base has %s (%s): a binary that uses newer symbols fails at start with `version %s not found`; verification checks the binary's actual needs",
+		hostVer, row.Toolchain.LibcSO, baseVer, baseLibc, hostVer)
+}
+
+// baseGlibc finds the base's libc.so.6 next to its loader (or in the usual
+// library directories) and returns its path and newest GLIBC_ version.
+func baseGlibc(row *targets.Row, fsys *verify.FS) (string, string) {
+	var dirs []string
+	if real, _, err := fsys.Resolve(row.Loader()); err == nil {
+		dirs = append(dirs, path.Dir(real))
+	}
+	dirs = append(dirs, "/lib64", "/usr/lib64", "/lib", "/usr/lib")
+	for _, d := range dirs {
+		p := path.Join(d, "libc.so.6")
+		data, err := fsys.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		e, err := verify.ReadELF(data)
+		if err != nil {
+			continue
+		}
+		if v := verify.MaxGlibcVersion(e.VersionDefs); v != "" {
+			return p, v
+		}
+	}
+	return "", ""
+}
