@@ -220,3 +220,25 @@ func orDefault(s, def string) string {
 	}
 	return s
 }
+
+// onlyLayoutEntry names the single top-level entry of a layout, for
+// `kiln verify oci:<layout>` without a name or digest.
+func onlyLayoutEntry(dir string) (string, error) {
+	ii, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return "", &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("%s is not an OCI image layout: %v", dir, err)}
+	}
+	m, err := ii.IndexManifest()
+	if err != nil {
+		return "", &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("reading %s/index.json: %v", dir, err)}
+	}
+	var names []string
+	for _, d := range m.Manifests {
+		names = append(names, d.Annotations[AnnotationRefName])
+	}
+	if len(names) == 1 && names[0] != "" {
+		return names[0], nil
+	}
+	return "", &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("the layout %s has %d entries (%s)", dir, len(names), strings.Join(names, ", ")),
+		Fix: "name one: oci:" + dir + ":<name>, or give its digest with @sha256:…"}
+}

@@ -50,7 +50,8 @@ func TestSqliteTargetsBuildAndRun(t *testing.T) {
 		"image:\n  output: dist\nplatforms: [linux/amd64, linux/arm64]\ntargets:\n" +
 		"  glibc: {libc: glibc, base: 'oci:bases:base@" + digests["base"].String() + "'}\n" +
 		"  alpine: {libc: musl, base: 'oci:bases:alpine@" + digests["alpine"].String() + "', platforms: [linux/amd64]}\n" +
-		"  static: {libc: musl, link: static, base: scratch}\n"
+		"  static: {libc: musl, link: static, base: scratch, tags: [timetzdata, embedroots]}\n" +
+		"verify: {args: [--version]}\n"
 	file := filepath.Join(dir, "kiln.yaml")
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kilnbuild/kiln/targets"
+	"github.com/kilnbuild/kiln/verify"
 )
 
 // Options control a release.
@@ -53,14 +54,20 @@ func Release(ctx context.Context, p *targets.Plan, opts Options) (*Result, error
 	if r.opts.Jobs < 1 {
 		r.opts.Jobs = 1
 	}
+	r.runner = verify.NewRunner()
 	start := time.Now()
 	err := r.run(ctx)
 	r.res.Timings.add("total", time.Since(start))
 	r.res.Passed = err == nil
 	if err != nil {
 		r.res.Error = err.Error()
-		for _, rs := range r.rows { // built, then stopped by a later stage
-			if rs.res.ImageDigest != "" && rs.res.Status != StatusOK {
+		for _, rs := range r.rows {
+			switch {
+			case rs.res.Status == StatusVerified && r.publishing:
+				rs.res.Status, rs.res.Error = StatusFailed, err.Error()
+			case rs.res.Status == StatusVerified:
+				rs.res.Status, rs.res.Error = StatusNotPublished, "not published: "+firstLineOf(err.Error())
+			case rs.res.ImageDigest != "" && rs.res.Status == StatusNotBuilt: // built, then stopped by a later stage
 				rs.res.Status, rs.res.Error = StatusFailed, err.Error()
 			}
 		}
@@ -82,8 +89,10 @@ type release struct {
 	res  *Result
 	mu   sync.Mutex // guards progress writes
 
-	rows     []*rowState
-	compiled bool // compiling started: from here on release.json records the outcome
+	rows       []*rowState
+	compiled   bool // compiling started: from here on release.json records the outcome
+	runner     *verify.Runner
+	publishing bool // every row passed; publishing started
 }
 
 type rowState struct {
@@ -155,6 +164,7 @@ func (r *release) run(ctx context.Context) error {
 		remoteOpts = append(remoteOpts, remote.WithUserAgent(r.opts.UserAgent))
 	}
 	start = time.Now()
+	r.publishing = true
 	if r.opts.Push {
 		r.progress("publish", nil, "pushing %d target(s) to %s by digest", len(arts), repo)
 		if err := push(ctx, repo, arts, remoteOpts); err != nil {
@@ -274,10 +284,56 @@ func (r *release) buildAll(ctx context.Context, spec ImageSpec) error {
 			}
 			rs.res.ImageDigest = d.String()
 			r.progress("assemble", rs, "%s", d)
-			return nil
+			return r.verifyRow(gctx, rs)
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	var failures []string
+	for _, rs := range r.rows {
+		if rs.res.Status == StatusFailed {
+			for _, c := range rs.res.Checks {
+				if c.Status == verify.Fail {
+					failures = append(failures, fmt.Sprintf("%s %s: %s: %s", rs.row.Target.Name, rs.row.Platform, c.ID, c.Evidence))
+				}
+			}
+		}
+	}
+	if len(failures) > 0 {
+		return &VerifyError{Failures: failures}
+	}
+	return nil
+}
+
+// verifyRow runs the checks of SPEC §4 on a row's image. A failing image
+// marks its row failed; the release goes on verifying the others so the
+// report names every problem, and then publishes nothing.
+func (r *release) verifyRow(ctx context.Context, rs *rowState) error {
+	start := time.Now()
+	rep, err := verifyRow(ctx, rs, rs.image, r.runner, nil)
+	rs.res.Timings.add("verify", time.Since(start))
+	if err != nil {
+		rs.res.Status, rs.res.Error = StatusFailed, err.Error()
+		return fmt.Errorf("verifying %s: %w", rs.row.ID(), err)
+	}
+	rs.res.Checks, rs.res.DNSLoad = rep.Checks, rep.DNSLoad
+	if !rep.Passed {
+		rs.res.Status = StatusFailed
+		fails := rep.Failures()
+		rs.res.Error = fmt.Sprintf("verification failed: %s: %s", fails[0].ID, fails[0].Evidence)
+		r.progress("verify", rs, "FAILED %s: %s", fails[0].ID, fails[0].Evidence)
+		return nil
+	}
+	skipped := 0
+	for _, c := range rep.Checks {
+		if c.Status == verify.Skip {
+			skipped++
+		}
+	}
+	rs.res.Status = StatusVerified
+	r.progress("verify", rs, "passed (%d checks, %d skipped)", len(rep.Checks), skipped)
+	return nil
 }
 
 // artifacts groups rows by target: one image, or an index when the target
@@ -387,4 +443,9 @@ func sanitizeRemote(u string) string {
 		return scheme + "://" + rest
 	}
 	return u
+}
+
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kilnbuild/kiln/verify"
 )
 
 // Result is what a release did: the model behind release.json, the summary
@@ -23,22 +25,24 @@ type Result struct {
 
 // RowResult is one target × platform.
 type RowResult struct {
-	Target      string   `json:"target"`
-	Platform    string   `json:"platform"`
-	Libc        string   `json:"libc"`
-	CGOEnabled  bool     `json:"cgo_enabled"`
-	BuildTags   []string `json:"build_tags"`
-	Base        BaseInfo `json:"base"`
-	ImageDigest string   `json:"image_digest,omitempty"`
-	IndexDigest string   `json:"index_digest,omitempty"` // set when the target has several platforms
-	Ref         string   `json:"ref,omitempty"`          // repo@digest or oci:<layout>@digest
-	Tags        []string `json:"tags"`
-	Pushed      bool     `json:"pushed"`
-	Signed      bool     `json:"signed"`
-	Status      string   `json:"status"` // ok, failed, or not built (another row failed first)
-	Warnings    []string `json:"warnings,omitempty"`
-	Error       string   `json:"error,omitempty"`
-	Timings     Timings  `json:"timings"`
+	Target      string           `json:"target"`
+	Platform    string           `json:"platform"`
+	Libc        string           `json:"libc"`
+	CGOEnabled  bool             `json:"cgo_enabled"`
+	BuildTags   []string         `json:"build_tags"`
+	Base        BaseInfo         `json:"base"`
+	ImageDigest string           `json:"image_digest,omitempty"`
+	IndexDigest string           `json:"index_digest,omitempty"` // set when the target has several platforms
+	Ref         string           `json:"ref,omitempty"`          // repo@digest or oci:<layout>@digest
+	Tags        []string         `json:"tags"`
+	Pushed      bool             `json:"pushed"`
+	Signed      bool             `json:"signed"`
+	Status      string           `json:"status"` // ok, failed, or not built (another row failed first)
+	Warnings    []string         `json:"warnings,omitempty"`
+	Checks      []verify.Finding `json:"checks"`
+	DNSLoad     *verify.LoadStat `json:"dns_load,omitempty"`
+	Error       string           `json:"error,omitempty"`
+	Timings     Timings          `json:"timings"`
 }
 
 // BaseInfo names the base image a row was assembled on.
@@ -56,9 +60,11 @@ func (t Timings) add(stage string, d time.Duration) {
 
 // Row status values.
 const (
-	StatusOK       = "ok"
-	StatusFailed   = "failed"
-	StatusNotBuilt = "not built"
+	StatusOK           = "ok"
+	StatusFailed       = "failed"
+	StatusNotBuilt     = "not built"     // another row failed first
+	StatusVerified     = "verified"      // built and verified, not yet published
+	StatusNotPublished = "not published" // verified, but another row failed, so nothing was published
 )
 
 // WriteJSON writes r as indented JSON to path, creating its directory.

@@ -21,6 +21,7 @@ type Config struct {
 	Image     Image                    `kiln:"image"`
 	Platforms []string                 `kiln:"platforms"`
 	Targets   map[string]*TargetConfig `kiln:"targets"`
+	Verify    VerifyConfig             `kiln:"verify"`
 
 	// File is the config file's path as given; relative paths in the
 	// config (app.dir, image.output, oci: bases) are relative to its directory.
@@ -81,6 +82,21 @@ type TargetConfig struct {
 	Tags           []string `kiln:"tags"`
 	Ldflags        []string `kiln:"ldflags"`
 	Env            []string `kiln:"env"`
+	// Verify overrides keys of the top-level verify block for this target.
+	Verify VerifyConfig `kiln:"verify"`
+}
+
+// VerifyConfig is a verify block. Unset fields are nil, so that a target's
+// block overrides only the keys it names (Policy merges them).
+type VerifyConfig struct {
+	Resolver   *string  `kiln:"resolver"`    // go | cgo | any
+	Run        *bool    `kiln:"run"`         // start the binary inside the image
+	Args       []string `kiln:"args"`        // smoke arguments for run.start
+	LookupArgs []string `kiln:"lookup_args"` // arguments that make the binary resolve {name}, for run.resolver
+	ExpectExit *int     `kiln:"expect_exit"`
+	RunTimeout *string  `kiln:"run_timeout"` // a Go duration, e.g. 2s
+	DNSLoad    *int     `kiln:"dns_load"`    // concurrent lookups inside the image; 0 = off
+	Require    []string `kiln:"require"`     // certs, tzdata, nonroot
 }
 
 // Defaults are the values SPEC §3 gives for keys the file leaves out, keyed

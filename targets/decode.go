@@ -171,6 +171,14 @@ func (d *decoder) decodeValue(path []string, v reflect.Value, raw any) error {
 	if v.Kind() != reflect.Map && v.Kind() != reflect.Struct {
 		d.noteOverride(path, raw)
 	}
+	if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() != reflect.Struct {
+		elem := reflect.New(v.Type().Elem())
+		if err := d.decodeValue(path, elem.Elem(), raw); err != nil {
+			return err
+		}
+		v.Set(elem)
+		return nil
+	}
 	switch v.Kind() {
 	case reflect.String:
 		s, ok := scalarString(raw)

@@ -106,6 +106,7 @@ func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
 			Tags:    concat(cfg.App.Tags, tc.Tags),
 			Ldflags: concat(cfg.App.Ldflags, tc.Ldflags),
 			Env:     concat(cfg.App.Env, tc.Env),
+			Policy:  tc.Verify.Apply(cfg.Verify.Apply(DefaultPolicy())),
 		}
 		if err := checkTarget(cfg, t, tc); err != nil {
 			return nil, err

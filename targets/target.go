@@ -28,6 +28,7 @@ type Target struct {
 	Tags    []string // build tags: app.tags then the target's
 	Ldflags []string // app.ldflags then the target's
 	Env     []string // app.env then the target's, KEY=VALUE; later entries win
+	Policy  Policy   // what verification demands of this target's images
 }
 
 // Platform is an OS/architecture pair as Go and OCI name it.

@@ -111,6 +111,10 @@ func (c *Config) validate() error {
 		seen[pl.String()] = true
 	}
 
+	if err := c.Verify.check(bad, "verify"); err != nil {
+		return err
+	}
+
 	if len(c.Targets) == 0 {
 		return bad("targets", "add a target, e.g. targets: {static: {libc: none, base: scratch}}", "no targets")
 	}
@@ -150,6 +154,9 @@ func (c *Config) validate() error {
 			if !slices.Contains(c.Platforms, tp) {
 				return bad(key+".platforms", "list only platforms from the top-level platforms ("+strings.Join(c.Platforms, ", ")+")", "%q is not in platforms", tp)
 			}
+		}
+		if err := t.Verify.check(bad, key+".verify"); err != nil {
+			return err
 		}
 		if err := checkEnv(bad, key+".env", t.Env, true); err != nil {
 			return err

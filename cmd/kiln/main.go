@@ -50,6 +50,7 @@ func exitCode(err error) int {
 		ue usageError
 		pe *build.CompileError
 		re *build.RegistryError
+		ve *build.VerifyError
 		fe findingsError
 	)
 	switch {
@@ -59,7 +60,7 @@ func exitCode(err error) int {
 		return exitCompile
 	case errors.As(err, &re):
 		return exitRegistry
-	case errors.As(err, &fe):
+	case errors.As(err, &fe), errors.As(err, &ve):
 		return exitVerify
 	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"):
 		return exitUsage

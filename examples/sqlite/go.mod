@@ -1,5 +1,7 @@
 module example.com/sqlite
 
-go 1.22
+go 1.26.0
 
 require github.com/mattn/go-sqlite3 v1.14.53
+
+require golang.org/x/crypto/x509roots/fallback v0.0.0-20261030153154-30a33513ff6d

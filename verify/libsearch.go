@@ -1,0 +1,272 @@
+package verify
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// loaded is one object the image's loader would map: the binary, its
+// interpreter, and every library it finds.
+type loaded struct {
+	path  string // resolved path in the image
+	how   string // how it was found: "RUNPATH", "ld.so.cache", "default dir", …
+	elf   *ELF
+	needy string // who needed it first
+}
+
+// linkGraph is the result of resolving every DT_NEEDED transitively the way
+// the image's own loader does at run time.
+type linkGraph struct {
+	objects []*loaded          // in load order, binary first
+	byName  map[string]*loaded // DT_NEEDED name (and SONAME) -> object
+	missing []string           // "libfoo.so.1 (needed by /app): searched …"
+}
+
+// searcher knows one image's loader: its kind, its default directories,
+// the image's ld.so.cache or musl path file, and LD_LIBRARY_PATH.
+type searcher struct {
+	fsys     *FS
+	family   string // glibc or musl
+	arch     string
+	cache    *ldCache // nil when the image has no usable /etc/ld.so.cache
+	defaults []string
+	envPath  []string
+}
+
+func newSearcher(fsys *FS, family, arch, loaderPath string, env []string) *searcher {
+	s := &searcher{fsys: fsys, family: family, arch: arch}
+	if p := envValue(env, "LD_LIBRARY_PATH"); p != "" {
+		s.envPath = splitPath(p)
+	}
+	switch family {
+	case "musl":
+		s.defaults = []string{"/lib", "/usr/local/lib", "/usr/lib"}
+		if data, err := fsys.ReadFile("/etc/ld-musl-" + muslArch(arch) + ".path"); err == nil {
+			s.defaults = splitPath(strings.ReplaceAll(string(data), "\n", ":"))
+		}
+	default:
+		if data, err := fsys.ReadFile("/etc/ld.so.cache"); err == nil {
+			s.cache, _ = parseLdCache(data) // an unusable cache is skipped, as the loader does
+		}
+		s.defaults = glibcSystemDirs(fsys, loaderPath)
+	}
+	return s
+}
+
+// glibcSystemDirs reads the default search directories compiled into the
+// image's glibc loader: a run of NUL-terminated absolute directory names,
+// each ending in "/" (Debian: /lib/x86_64-linux-gnu/ /usr/lib/x86_64-linux-gnu/
+// /lib/ /usr/lib/). When the run cannot be found it falls back to the
+// directories every glibc searches.
+func glibcSystemDirs(fsys *FS, loaderPath string) []string {
+	if data, err := fsys.ReadFile(loaderPath); err == nil {
+		for _, run := range bytes.Split(data, []byte{0, 0}) {
+			parts := bytes.Split(bytes.TrimLeft(run, "\x00"), []byte{0})
+			if len(parts) < 2 {
+				continue
+			}
+			var dirs []string
+			ok := true
+			for _, p := range parts {
+				if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' || !bytes.Contains(p, []byte("lib")) || bytes.ContainsAny(p, " :$") {
+					ok = false
+					break
+				}
+				dirs = append(dirs, strings.TrimSuffix(string(p), "/"))
+			}
+			if ok {
+				return dirs
+			}
+		}
+	}
+	return []string{"/lib", "/usr/lib"}
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, d := range strings.Split(p, ":") {
+		if d = strings.TrimSpace(d); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func muslArch(goarch string) string {
+	switch goarch {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	case "arm":
+		return "armhf"
+	case "386":
+		return "i386"
+	case "ppc64le":
+		return "powerpc64le"
+	}
+	return goarch
+}
+
+// muslSelf reports whether musl's loader treats name as itself: musl is
+// libc, libpthread, librt, libm, libdl, libutil and libxnet in one file.
+func muslSelf(name string) bool {
+	rest, ok := strings.CutPrefix(name, "lib")
+	if !ok {
+		return false
+	}
+	for _, r := range []string{"c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet."} {
+		if strings.HasPrefix(rest, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve maps the binary and, transitively, every DT_NEEDED.
+func (s *searcher) resolve(binPath string, bin *ELF, interp *loaded) *linkGraph {
+	g := &linkGraph{byName: map[string]*loaded{}}
+	root := &loaded{path: binPath, how: "binary", elf: bin}
+	g.objects = append(g.objects, root)
+	if interp != nil {
+		g.objects = append(g.objects, interp)
+		if interp.elf.SOName != "" {
+			g.byName[interp.elf.SOName] = interp
+		}
+		g.byName[path.Base(interp.path)] = interp
+	}
+	parents := map[*loaded]*loaded{}
+	for i := 0; i < len(g.objects) && len(g.objects) < 1000; i++ {
+		obj := g.objects[i]
+		for _, name := range obj.elf.Needed {
+			if _, done := g.byName[name]; done {
+				continue
+			}
+			if s.family == "musl" && muslSelf(name) && interp != nil {
+				g.byName[name] = interp
+				continue
+			}
+			found, searched := s.find(name, obj, parents)
+			if found == nil {
+				g.missing = append(g.missing, fmt.Sprintf("%s (needed by %s): searched %s", name, obj.path, strings.Join(searched, ", ")))
+				g.byName[name] = nil
+				continue
+			}
+			found.needy = obj.path
+			parents[found] = obj
+			g.byName[name] = found
+			if found.elf.SOName != "" && g.byName[found.elf.SOName] == nil {
+				g.byName[found.elf.SOName] = found
+			}
+			g.objects = append(g.objects, found)
+		}
+	}
+	return g
+}
+
+// find looks for a library the way the image's loader would for a request
+// from obj. It returns the object and the places searched.
+func (s *searcher) find(name string, obj *loaded, parents map[*loaded]*loaded) (*loaded, []string) {
+	var searched []string
+	try := func(dir, how string) *loaded {
+		p := path.Join(dir, name)
+		searched = append(searched, p)
+		return s.open(p, how)
+	}
+	if strings.Contains(name, "/") {
+		return try("/", "path in DT_NEEDED"), searched
+	}
+	origin := path.Dir(obj.path)
+	expand := func(dirs []string) []string {
+		out := make([]string, 0, len(dirs))
+		for _, d := range dirs {
+			d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
+			out = append(out, d)
+		}
+		return out
+	}
+	if s.family == "musl" {
+		// musl: LD_LIBRARY_PATH, then the rpath of the requester and of
+		// each object up the chain that needed it, then its path file.
+		for _, d := range s.envPath {
+			if l := try(d, "LD_LIBRARY_PATH"); l != nil {
+				return l, searched
+			}
+		}
+		for p := obj; p != nil; p = parents[p] {
+			for _, d := range expand(append(append([]string{}, p.elf.RunPath...), p.elf.RPath...)) {
+				if l := try(d, "rpath of "+p.path); l != nil {
+					return l, searched
+				}
+			}
+		}
+		for _, d := range s.defaults {
+			if l := try(d, "musl default path"); l != nil {
+				return l, searched
+			}
+		}
+		return nil, searched
+	}
+	// glibc (ld.so(8)): DT_RPATH of the requester and its loaders when it
+	// has no DT_RUNPATH, LD_LIBRARY_PATH, DT_RUNPATH of the requester,
+	// /etc/ld.so.cache, then the loader's system directories.
+	if len(obj.elf.RunPath) == 0 {
+		for p := obj; p != nil; p = parents[p] {
+			if len(p.elf.RunPath) > 0 {
+				continue
+			}
+			for _, d := range expand(p.elf.RPath) {
+				if l := try(d, "DT_RPATH of "+p.path); l != nil {
+					return l, searched
+				}
+			}
+		}
+	}
+	for _, d := range s.envPath {
+		if l := try(d, "LD_LIBRARY_PATH"); l != nil {
+			return l, searched
+		}
+	}
+	for _, d := range expand(obj.elf.RunPath) {
+		if l := try(d, "DT_RUNPATH of "+obj.path); l != nil {
+			return l, searched
+		}
+	}
+	if s.cache != nil {
+		for _, p := range s.cache.lookup(name, s.arch) {
+			searched = append(searched, p+" (ld.so.cache)")
+			if l := s.open(p, "ld.so.cache"); l != nil {
+				return l, searched
+			}
+		}
+	} else {
+		searched = append(searched, "no usable /etc/ld.so.cache")
+	}
+	for _, d := range s.defaults {
+		if l := try(d, "system directory"); l != nil {
+			return l, searched
+		}
+	}
+	return nil, searched
+}
+
+// open returns the object at p if it exists in the image and is an ELF
+// object of the right architecture; the loader skips anything else and
+// keeps searching.
+func (s *searcher) open(p, how string) *loaded {
+	real, e, err := s.fsys.Resolve(p)
+	if err != nil || e.Type != TypeFile {
+		return nil
+	}
+	data, err := s.fsys.ReadFile(real)
+	if err != nil {
+		return nil
+	}
+	obj, err := ReadELF(data)
+	if err != nil || obj.Arch != s.arch {
+		return nil
+	}
+	return &loaded{path: real, how: how, elf: obj}
+}

@@ -1,0 +1,328 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The sandbox is kiln re-executing itself as the first process of new
+// user, mount, pid, network, ipc and uts namespaces. That process (the
+// sandbox init) mounts /proc in the image's root, brings up loopback, serves
+// DNS on it, sets rlimits and then runs the image's binary chrooted, as an
+// unprivileged user mapped through the user namespace. It reports back on a
+// pipe. When it exits, the pid namespace ends and every process in it dies.
+
+const sandboxEnv = "KILN_VERIFY_SANDBOX"
+
+func init() {
+	// Every binary that links verify (kiln, its tests) can be the sandbox
+	// init; the parent asks for it with this variable and this argv[0].
+	if os.Getenv(sandboxEnv) == "1" && len(os.Args) > 0 && os.Args[0] == "kiln-sandbox" {
+		os.Exit(sandboxMain())
+	}
+}
+
+// sandboxConfig is what the parent tells the sandbox init (fd 3).
+type sandboxConfig struct {
+	Root       string
+	Argv       []string
+	Env        []string
+	UID, GID   int
+	Dir        string
+	Timeout    time.Duration
+	Runs       int // how many times to run argv (dns_load), at most Parallel at once
+	Parallel   int
+	DNS        bool
+	LimitMem   bool // RLIMIT_DATA; off under qemu, which maps large regions itself
+	MaxOutput  int
+	Devices    []string // device files to bind from the host (/dev/null, …)
+	Unprivileg bool     // the parent is not root: only uid 0 exists in the namespace
+}
+
+// runResult is one run of the binary.
+type runResult struct {
+	Exit     int    `json:"exit"`     // exit code; -1 when killed by a signal or not started
+	Signal   string `json:"signal"`   // the signal that ended it, if any
+	Running  bool   `json:"running"`  // still running at the timeout, then killed
+	StartErr string `json:"starterr"` // the exec failed: the kernel could not start it
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+	Millis   float64
+}
+
+// sandboxResult is what the sandbox init reports (fd 4).
+type sandboxResult struct {
+	Setup      string // a setup step failed: the runs did not happen
+	Runs       []runResult
+	DNSQueries int64
+	DNSAnswers int64
+}
+
+// hostIDBase is where the namespace's ids start on the host when kiln runs
+// as root: far above real users, so the image's root is nobody here.
+const hostIDBase = 1_500_000_000
+
+// runSandbox starts the sandbox init and returns its report.
+func runSandbox(ctx context.Context, cfg sandboxConfig) (*sandboxResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding kiln's own executable: %w", err)
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	resR, resW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		cfgW.Close()
+		return nil, err
+	}
+	limit := time.Duration(max(cfg.Runs, 1)/max(cfg.Parallel, 1)+1)*(cfg.Timeout+2*time.Second) + 10*time.Second
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Args = []string{"kiln-sandbox"}
+	cmd.Env = []string{sandboxEnv + "=1", "PATH=/usr/bin:/bin"}
+	cmd.ExtraFiles = []*os.File{cfgR, resW}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	if os.Geteuid() == 0 {
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostIDBase, Size: 65536}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostIDBase, Size: 65536}}
+		attr.GidMappingsEnableSetgroups = true
+		// The child starts as host root, which the mapping leaves out;
+		// becoming the namespace's root (host hostIDBase) is what gives it
+		// its capabilities there, and nothing on the host.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
+	} else {
+		cfg.Unprivileg = true
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		cfgR.Close()
+		cfgW.Close()
+		resR.Close()
+		resW.Close()
+		return nil, fmt.Errorf("starting the sandbox (user namespaces): %w", err)
+	}
+	cfgR.Close()
+	resW.Close()
+	go func() {
+		_ = json.NewEncoder(cfgW).Encode(cfg)
+		cfgW.Close()
+	}()
+	out, _ := io.ReadAll(io.LimitReader(resR, 64<<20))
+	resR.Close()
+	werr := cmd.Wait()
+	var res sandboxResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("the sandbox did not finish within %s", limit)
+		}
+		return nil, fmt.Errorf("the sandbox failed (%v): %s", werr, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return &res, nil
+}
+
+// sandboxMain is the sandbox init. It returns its exit code.
+func sandboxMain() int {
+	cfgFile, resFile := os.NewFile(3, "config"), os.NewFile(4, "result")
+	var cfg sandboxConfig
+	res := &sandboxResult{}
+	report := func() int {
+		_ = json.NewEncoder(resFile).Encode(res)
+		resFile.Close()
+		return 0
+	}
+	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
+		res.Setup = "reading the sandbox config: " + err.Error()
+		return report()
+	}
+	if err := setupSandbox(&cfg); err != nil {
+		res.Setup = err.Error()
+		return report()
+	}
+	var dns *dnsServer
+	if cfg.DNS {
+		var err error
+		if dns, err = startDNS("127.0.0.1:53"); err != nil {
+			res.Setup = "starting the DNS server on 127.0.0.1:53: " + err.Error()
+			return report()
+		}
+	}
+	res.Runs = make([]runResult, max(cfg.Runs, 1))
+	sem := make(chan struct{}, max(cfg.Parallel, 1))
+	var wg sync.WaitGroup
+	for i := range res.Runs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			res.Runs[i] = runOnce(&cfg)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	if dns != nil {
+		dns.close()
+		res.DNSQueries, res.DNSAnswers = dns.queries.Load(), dns.answered.Load()
+	}
+	return report()
+}
+
+// setupSandbox prepares the namespaces: private mounts, /proc and a few
+// device nodes in the image root, loopback up, rlimits.
+func setupSandbox(cfg *sandboxConfig) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making mounts private: %w", err)
+	}
+	if err := unix.Mount("proc", filepath.Join(cfg.Root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc in the image root: %w", err)
+	}
+	for _, d := range cfg.Devices {
+		if err := unix.Mount(d, filepath.Join(cfg.Root, d), "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding %s: %w", d, err)
+		}
+	}
+	if err := loopbackUp(); err != nil {
+		return fmt.Errorf("bringing up loopback: %w", err)
+	}
+	limits := []struct {
+		res int
+		val uint64
+	}{
+		{unix.RLIMIT_CPU, uint64(max(cfg.Timeout, time.Second).Seconds())*4 + 10},
+		{unix.RLIMIT_NPROC, 512},
+		{unix.RLIMIT_NOFILE, 1024},
+		{unix.RLIMIT_FSIZE, 256 << 20},
+		{unix.RLIMIT_CORE, 0},
+	}
+	if cfg.LimitMem {
+		limits = append(limits, struct {
+			res int
+			val uint64
+		}{unix.RLIMIT_DATA, 4 << 30})
+	}
+	for _, l := range limits {
+		lim := unix.Rlimit{Cur: l.val, Max: l.val}
+		if err := unix.Setrlimit(l.res, &lim); err != nil {
+			return fmt.Errorf("setting rlimit %d: %w", l.res, err)
+		}
+	}
+	return nil
+}
+
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// runOnce runs the binary once in the chroot as the image user.
+func runOnce(cfg *sandboxConfig) runResult {
+	r := runResult{Exit: -1}
+	cmd := exec.Command(cfg.Argv[0], cfg.Argv[1:]...)
+	cmd.Path = cfg.Argv[0] // resolved inside the chroot by execve, not on the host
+	cmd.Env = cfg.Env
+	cmd.Dir = cfg.Dir
+	stdout := &capped{max: cfg.MaxOutput}
+	stderr := &capped{max: cfg.MaxOutput}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	attr := &syscall.SysProcAttr{Chroot: cfg.Root, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if !cfg.Unprivileg {
+		attr.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}
+	}
+	cmd.SysProcAttr = attr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		r.StartErr = err.Error()
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			r.StartErr = errno.Error()
+		}
+		return r
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(cfg.Timeout):
+		r.Running = true
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	r.Millis = float64(time.Since(start).Microseconds()) / 1000
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Exited():
+		r.Exit = ws.ExitStatus()
+	case ws.Signaled() && !r.Running:
+		r.Signal = ws.Signal().String()
+	}
+	r.Stdout, r.Stderr = stdout.String(), stderr.String()
+	return r
+}
+
+// capped keeps the first max bytes written to it.
+type capped struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+// percentile returns the p-th percentile (0..100) of xs.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
