@@ -515,7 +515,8 @@ func (f *FS) resolve(p string) (*node, error) {
 	hops := 0
 	for rest != "" {
 		var name string
-		name, rest, _ = strings.Cut(rest, "/")
+		var slash bool
+		name, rest, slash = strings.Cut(rest, "/")
 		if name == "" {
 			continue
 		}
@@ -537,6 +538,11 @@ func (f *FS) resolve(p string) (*node, error) {
 			return nil, fmt.Errorf("resolving %s: %s: %w", p, path.Join(cur.Path, name), fs.ErrNotExist)
 		}
 		if c.Type != TypeSymlink {
+			// A slash after a name, even a trailing one, asks for a
+			// directory, as in the kernel.
+			if slash && c.Type != TypeDir {
+				return nil, fmt.Errorf("resolving %s: %s is not a directory: %w", p, c.Path, fs.ErrNotExist)
+			}
 			stack = append(stack, c)
 			continue
 		}
@@ -550,10 +556,10 @@ func (f *FS) resolve(p string) (*node, error) {
 		if strings.HasPrefix(c.Linkname, "/") {
 			stack = stack[:1]
 		}
-		if rest == "" {
-			rest = c.Linkname
-		} else {
+		if slash {
 			rest = c.Linkname + "/" + rest
+		} else {
+			rest = c.Linkname
 		}
 	}
 	return stack[len(stack)-1], nil

@@ -138,7 +138,11 @@ func (s *subject) runResolver(ctx context.Context, rep *Report, base sandboxConf
 	cfg := base
 	cfg.Argv = argv(args)
 	cfg.DNS = true
-	cfg.Env = withNetdnsDebug(s.env)
+	defaults := ""
+	if s.goInfo != nil {
+		defaults = s.goInfo.DefaultDebug
+	}
+	cfg.Env = withNetdnsDebug(s.env, defaults)
 	res, err := runSandbox(ctx, cfg)
 	if err != nil || res.Setup != "" {
 		why := res.Setup
@@ -183,9 +187,10 @@ func (s *subject) runResolver(ctx context.Context, rep *Report, base sandboxConf
 }
 
 // withNetdnsDebug adds netdns debug level 2 to the image's GODEBUG,
-// keeping any resolver mode it sets (netdns=go becomes netdns=go+2).
-func withNetdnsDebug(env []string) []string {
-	mode := netdnsMode("", envValue(env, "GODEBUG"))
+// keeping the resolver mode the image or the binary's compiled-in defaults
+// set (netdns=go becomes netdns=go+2): a bare netdns=2 would override them.
+func withNetdnsDebug(env []string, defaults string) []string {
+	mode := netdnsMode(defaults, envValue(env, "GODEBUG"))
 	setting := "netdns=2"
 	if mode != "" {
 		setting = "netdns=" + mode + "+2"

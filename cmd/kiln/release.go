@@ -13,6 +13,7 @@ import (
 
 	"github.com/kilnbuild/kiln/build"
 	"github.com/kilnbuild/kiln/targets"
+	"github.com/kilnbuild/kiln/verify"
 )
 
 type selectFlags struct {
@@ -194,13 +195,10 @@ func renderSummary(w io.Writer, res *build.Result) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tPLATFORM\tLIBC\tSTATUS\tIMAGE\tTAGS\tPUSHED\tCOMPILE")
+	fmt.Fprintln(tw, "TARGET\tPLATFORM\tLIBC\tSTATUS\tCHECKS\tIMAGE\tTAGS\tPUSHED\tCOMPILE")
 	for _, r := range res.Rows {
-		tags := strings.Join(r.Tags, ",")
-		if tags == "" {
-			tags = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%.1fs\n", r.Target, r.Platform, r.Libc, r.Status, shortDigest(r.ImageDigest), tags, r.Pushed, r.Timings["compile"])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%.1fs\n", r.Target, r.Platform, r.Libc, r.Status, checksCell(r.Checks),
+			shortDigest(r.ImageDigest), orDash(strings.Join(r.Tags, ",")), r.Pushed, r.Timings["compile"])
 	}
 	tw.Flush()
 	where := res.Layout
@@ -208,6 +206,31 @@ func renderSummary(w io.Writer, res *build.Result) {
 		where = res.Repository
 	}
 	fmt.Fprintf(w, "%d row(s) in %.1fs → %s\n", len(res.Rows), res.Timings["total"], where)
+}
+
+// checksCell sums up a row's checks: "9 pass, 4 skip", or the failing ids.
+func checksCell(checks []verify.Finding) string {
+	if len(checks) == 0 {
+		return "-"
+	}
+	count := map[verify.Status]int{}
+	var failed []string
+	for _, c := range checks {
+		count[c.Status]++
+		if c.Status == verify.Fail {
+			failed = append(failed, c.ID)
+		}
+	}
+	if len(failed) > 0 {
+		return "FAIL " + strings.Join(failed, ",")
+	}
+	cell := fmt.Sprintf("%d pass", count[verify.Pass])
+	for _, st := range []verify.Status{verify.Warn, verify.Skip} {
+		if count[st] > 0 {
+			cell += fmt.Sprintf(", %d %s", count[st], st)
+		}
+	}
+	return cell
 }
 
 func shortDigest(d string) string {

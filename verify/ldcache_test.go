@@ -1,0 +1,79 @@
+package verify
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The host's cache was written by the real ldconfig: kiln's parser must
+// read exactly what `ldconfig -p` reads from it.
+func TestParseLdCacheMatchesLdconfig(t *testing.T) {
+	data, err := os.ReadFile("/etc/ld.so.cache")
+	if err != nil {
+		t.Skip("this host has no /etc/ld.so.cache")
+	}
+	out, err := exec.Command("ldconfig", "-p").Output()
+	if err != nil {
+		t.Skip("ldconfig -p failed: ", err)
+	}
+	c, err := parseLdCache(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		// "	libc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6"
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), " (")
+		if !ok || !strings.Contains(rest, " => ") {
+			continue
+		}
+		_, path, _ := strings.Cut(rest, " => ")
+		n++
+		found := false
+		for _, e := range c.entries[name] {
+			found = found || e.path == path
+		}
+		if !found {
+			t.Errorf("ldconfig -p lists %s => %s; the parser has %v", name, path, c.entries[name])
+		}
+	}
+	total := 0
+	for _, es := range c.entries {
+		total += len(es)
+	}
+	if n == 0 || total != n {
+		t.Errorf("parser has %d entries, ldconfig -p lists %d", total, n)
+	}
+	if got := c.lookup("libc.so.6", "amd64"); len(got) == 0 || got[0] != "/lib/x86_64-linux-gnu/libc.so.6" {
+		t.Errorf("lookup(libc.so.6, amd64) = %v", got)
+	}
+	if got := c.lookup("libc.so.6", "arm64"); len(got) != 0 {
+		t.Errorf("an amd64 cache should give arm64 nothing, got %v", got)
+	}
+}
+
+func TestParseLdCacheRejectsGarbage(t *testing.T) {
+	for _, in := range []string{"", "glibc-ld.so.cache1.1", "ld.so-1.7.0\x00\xff\xff\xff\xff", "glibc-ld.so.cache1.1" + strings.Repeat("\xff", 40)} {
+		if _, err := parseLdCache([]byte(in)); err == nil {
+			t.Errorf("parseLdCache(%q) accepted garbage", in)
+		}
+	}
+}
+
+func FuzzParseLdCache(f *testing.F) {
+	if data, err := os.ReadFile("/etc/ld.so.cache"); err == nil {
+		f.Add(data)
+		if len(data) > 200 {
+			f.Add(data[:200])
+		}
+	}
+	f.Add([]byte("glibc-ld.so.cache1.1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := parseLdCache(data)
+		if err == nil {
+			_ = c.lookup("libc.so.6", "amd64")
+		}
+	})
+}
