@@ -122,9 +122,9 @@ func TestWithNetdnsDebugKeepsTheMode(t *testing.T) {
 
 func TestResolverUsed(t *testing.T) {
 	tests := map[string]string{
-		"go package net: dynamic selection of DNS resolver\ngo package net: hostLookupOrder(kiln-verify.test) = cgo\n":        ResolverCgo,
+		"go package net: dynamic selection of DNS resolver\ngo package net: hostLookupOrder(kiln-verify.test) = cgo\n":       ResolverCgo,
 		"go package net: dynamic selection of DNS resolver\ngo package net: hostLookupOrder(kiln-verify.test) = files,dns\n": ResolverGo,
-		"go package net: using the Go DNS resolver\n": ResolverGo,
+		"go package net: using the Go DNS resolver\n":  ResolverGo,
 		"go package net: using the cgo DNS resolver\n": ResolverCgo,
 		"hello\n": "",
 	}
