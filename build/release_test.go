@@ -411,3 +411,26 @@ func nestSettings(t *testing.T, src string) map[string]any {
 	}
 	return settings
 }
+
+func TestAFailingImageIsNeverPublished(t *testing.T) {
+	f := newFixture(t)
+	// scratch has no CA bundle; requiring one fails files.certs on both platforms.
+	p := f.plan(t, "  good:\n    libc: none\n    base: scratch\n    default: true\n  bad:\n    libc: none\n    base: scratch\n    verify: {require: [certs]}\n", targets.Selection{})
+	res, err := f.release(t, p, true)
+	var ve *VerifyError
+	if !errors.As(err, &ve) || len(ve.Failures) != 2 || !strings.Contains(ve.Failures[0], "bad linux/amd64: files.certs: verify.require lists certs, but no CA bundle") {
+		t.Fatalf("want a VerifyError naming both bad rows, got %v", err)
+	}
+	if f.uploads.Load() != 0 {
+		t.Errorf("%d blob uploads after a failed verification", f.uploads.Load())
+	}
+	for _, r := range res.Rows {
+		want := StatusNotPublished
+		if r.Target == "bad" {
+			want = StatusFailed
+		}
+		if r.Status != want || len(r.Checks) == 0 || r.Pushed {
+			t.Errorf("%s %s: status %q, %d checks, pushed %v; want %q", r.Target, r.Platform, r.Status, len(r.Checks), r.Pushed, want)
+		}
+	}
+}

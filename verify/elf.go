@@ -56,13 +56,14 @@ const (
 // shape, gives an error starting "malformed ELF", never a panic, and the
 // work and memory spent are bounded by the input's size.
 //
-// The dynamic table is read the way the loader reads it, through
-// PT_DYNAMIC and the addresses its entries give, not through section
-// headers, which a binary can lack or contradict. debug/elf's own
-// DynString and DynamicVersionNeeds are not used because their cost is not
-// bounded by the input size: every DT_NEEDED or vernaux record may copy
-// the same long string, and a verdef record may claim 65535 names at one
-// offset.
+// Only the ELF header and program headers are read, and the dynamic table
+// is read the way the loader reads it: through PT_DYNAMIC and the
+// addresses its entries give, not through section headers, which a binary
+// can lack or contradict. debug/elf supplies the types and constants but
+// not the parsing, because its cost is not bounded by the input: NewFile
+// scans the section-name table once per section (a crafted 2 MB file
+// takes about 20 s), every DT_NEEDED or vernaux record may copy the same
+// long string, and a verdef record may claim 65535 names at one offset.
 func ReadELF(data []byte) (e *ELF, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -75,36 +76,30 @@ func ReadELF(data []byte) (e *ELF, err error) {
 // readELF is ReadELF without its last-resort recover, so that fuzzing
 // finds any panic of kiln's own parsing.
 func readELF(data []byte) (*ELF, error) {
-	f, err := openELF(data)
+	o, e, err := readHeader(data)
 	if err != nil {
 		return nil, err
 	}
-	e := &ELF{
-		Class:   f.Class,
-		Machine: f.Machine,
-		Type:    f.Type,
-		Arch:    goarch(f.Class, f.Data, f.Machine),
-	}
-	o := object{data: data, order: f.ByteOrder, class: f.Class}
 	var dyn *elf.ProgHeader
 	interpSeen := false
-	for _, p := range f.Progs {
+	for i := range o.progs {
+		p := o.progs[i]
 		switch p.Type {
 		case elf.PT_LOAD:
-			o.loads = append(o.loads, p.ProgHeader)
+			o.loads = append(o.loads, p)
 		case elf.PT_INTERP:
 			if interpSeen {
 				continue // the kernel uses the first
 			}
 			interpSeen = true
-			if e.Interp, err = o.interp(p.ProgHeader); err != nil {
+			if e.Interp, err = o.interp(p); err != nil {
 				return nil, err
 			}
 		case elf.PT_DYNAMIC:
 			if dyn != nil {
 				return nil, fmt.Errorf("malformed ELF: more than one PT_DYNAMIC")
 			}
-			dyn = &p.ProgHeader
+			dyn = &o.progs[i]
 		}
 	}
 	if dyn != nil {
@@ -116,17 +111,84 @@ func readELF(data []byte) (*ELF, error) {
 	return e, nil
 }
 
-func openELF(data []byte) (f *elf.File, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			f, err = nil, fmt.Errorf("malformed ELF: debug/elf: %v", r)
-		}
-	}()
-	f, err = elf.NewFile(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("malformed ELF: %w", err)
+// maxPhdrBytes bounds the program header table. The kernel accepts at
+// most a page of it; 64 KiB covers the largest page size.
+const maxPhdrBytes = 64 << 10
+
+// readHeader reads the ELF header and the program headers.
+func readHeader(data []byte) (*object, *ELF, error) {
+	if len(data) < 52 || string(data[:4]) != elf.ELFMAG {
+		return nil, nil, fmt.Errorf("malformed ELF: no ELF header")
 	}
-	return f, nil
+	o := &object{data: data, class: elf.Class(data[elf.EI_CLASS])}
+	switch elf.Data(data[elf.EI_DATA]) {
+	case elf.ELFDATA2LSB:
+		o.order = binary.LittleEndian
+	case elf.ELFDATA2MSB:
+		o.order = binary.BigEndian
+	default:
+		return nil, nil, fmt.Errorf("malformed ELF: unknown data encoding %d", data[elf.EI_DATA])
+	}
+	e := &ELF{
+		Class:   o.class,
+		Type:    elf.Type(o.order.Uint16(data[16:])),
+		Machine: elf.Machine(o.order.Uint16(data[18:])),
+	}
+	e.Arch = goarch(o.class, elf.Data(data[elf.EI_DATA]), e.Machine)
+
+	var phoff uint64
+	var phentsize, phnum, want int
+	switch o.class {
+	case elf.ELFCLASS64:
+		if len(data) < 64 {
+			return nil, nil, fmt.Errorf("malformed ELF: truncated header")
+		}
+		phoff = o.order.Uint64(data[32:])
+		phentsize, phnum, want = int(o.order.Uint16(data[54:])), int(o.order.Uint16(data[56:])), 56
+	case elf.ELFCLASS32:
+		phoff = uint64(o.order.Uint32(data[28:]))
+		phentsize, phnum, want = int(o.order.Uint16(data[42:])), int(o.order.Uint16(data[44:])), 32
+	default:
+		return nil, nil, fmt.Errorf("malformed ELF: unknown class %d", data[elf.EI_CLASS])
+	}
+	if phnum == 0 {
+		return o, e, nil // a relocatable object, or nothing the loader would run
+	}
+	if phentsize != want {
+		return nil, nil, fmt.Errorf("malformed ELF: program header size %d, want %d", phentsize, want)
+	}
+	if phnum*phentsize > maxPhdrBytes {
+		return nil, nil, fmt.Errorf("malformed ELF: %d program headers", phnum)
+	}
+	tab, ok := o.fileRange(phoff, uint64(phnum*phentsize))
+	if !ok {
+		return nil, nil, fmt.Errorf("malformed ELF: program headers lie outside the file")
+	}
+	o.progs = make([]elf.ProgHeader, phnum)
+	for i := range o.progs {
+		b := tab[i*phentsize:]
+		p := &o.progs[i]
+		if o.class == elf.ELFCLASS64 {
+			p.Type = elf.ProgType(o.order.Uint32(b))
+			p.Flags = elf.ProgFlag(o.order.Uint32(b[4:]))
+			p.Off = o.order.Uint64(b[8:])
+			p.Vaddr = o.order.Uint64(b[16:])
+			p.Paddr = o.order.Uint64(b[24:])
+			p.Filesz = o.order.Uint64(b[32:])
+			p.Memsz = o.order.Uint64(b[40:])
+			p.Align = o.order.Uint64(b[48:])
+		} else {
+			p.Type = elf.ProgType(o.order.Uint32(b))
+			p.Off = uint64(o.order.Uint32(b[4:]))
+			p.Vaddr = uint64(o.order.Uint32(b[8:]))
+			p.Paddr = uint64(o.order.Uint32(b[12:]))
+			p.Filesz = uint64(o.order.Uint32(b[16:]))
+			p.Memsz = uint64(o.order.Uint32(b[20:]))
+			p.Flags = elf.ProgFlag(o.order.Uint32(b[24:]))
+			p.Align = uint64(o.order.Uint32(b[28:]))
+		}
+	}
+	return o, e, nil
 }
 
 // object is the raw file with what is needed to follow addresses in it.
@@ -134,6 +196,7 @@ type object struct {
 	data     []byte
 	order    binary.ByteOrder
 	class    elf.Class
+	progs    []elf.ProgHeader
 	loads    []elf.ProgHeader
 	strtab   []byte
 	strBytes int // dynamic strings read so far, against maxDynStringBytes

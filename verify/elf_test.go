@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -315,5 +317,130 @@ func TestMaxGlibcVersion(t *testing.T) {
 		if got := MaxGlibcVersion(tc.in); got != tc.want {
 			t.Errorf("MaxGlibcVersion(%v) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestReadELFAgreesWithDebugELF reads every ELF object in the host's
+// /usr/bin and library directory both ways: ReadELF through the program
+// headers, debug/elf through the section headers. On trusted, well-formed
+// files the two must agree.
+func TestReadELFAgreesWithDebugELF(t *testing.T) {
+	var files []string
+	for _, pattern := range []string{"/usr/bin/*", "/lib/x86_64-linux-gnu/*.so*", "/usr/lib/x86_64-linux-gnu/*/*.so*", "/usr/aarch64-linux-gnu/lib/*.so*", "/usr/lib/musl/lib/*.so*", "/lib/ld-musl-*.so.1"} {
+		m, _ := filepath.Glob(pattern)
+		files = append(files, m...)
+	}
+	checked := 0
+	for _, p := range files {
+		if checked == 3000 {
+			break
+		}
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() > 64<<20 {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		f, err := elf.NewFile(bytes.NewReader(data))
+		if err != nil {
+			continue
+		}
+		checked++
+		e, err := ReadELF(data)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		want := debugELF(f)
+		got := fmt.Sprintf("%v %v %s %q %q %q %q %q %v %v", e.Class, e.Machine, e.Type, e.Interp, e.Needed, e.RPath, e.RunPath, e.SOName, e.VersionNeeds, e.VersionDefs)
+		if got != want {
+			t.Errorf("%s:\nReadELF   %s\ndebug/elf %s", p, got, want)
+		}
+	}
+	if checked == 0 {
+		t.Skip("no ELF files found on this host")
+	}
+	t.Logf("%d ELF files agree", checked)
+}
+
+func debugELF(f *elf.File) string {
+	interp := ""
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b, _ := io.ReadAll(p.Open())
+			interp = strings.TrimRight(string(b), "\x00")
+			break
+		}
+	}
+	dyn := func(tag elf.DynTag, split bool) []string {
+		vs, _ := f.DynString(tag)
+		if !split {
+			return vs
+		}
+		var out []string
+		for _, v := range vs {
+			out = append(out, strings.Split(v, ":")...)
+		}
+		return out
+	}
+	soname := ""
+	if s := dyn(elf.DT_SONAME, false); len(s) > 0 {
+		soname = s[0]
+	}
+	var needs map[string][]string
+	if vn, err := f.DynamicVersionNeeds(); err == nil && len(vn) > 0 {
+		needs = map[string][]string{}
+		for _, n := range vn {
+			for _, d := range n.Needs {
+				if !slices.Contains(needs[n.Name], d.Dep) {
+					needs[n.Name] = append(needs[n.Name], d.Dep)
+				}
+			}
+			slices.Sort(needs[n.Name])
+		}
+	}
+	var defs []string
+	if vd, err := f.DynamicVersions(); err == nil {
+		for _, d := range vd {
+			if d.Flags&elf.VER_FLG_BASE == 0 && !slices.Contains(defs, d.Name) {
+				defs = append(defs, d.Name)
+			}
+		}
+		slices.Sort(defs)
+	}
+	return fmt.Sprintf("%v %v %s %q %q %q %q %q %v %v", f.Class, f.Machine, f.Type, interp, dyn(elf.DT_NEEDED, false), dyn(elf.DT_RPATH, true), dyn(elf.DT_RUNPATH, true), soname, needs, defs)
+}
+
+// TestReadELFSectionNameBomb is a 2 MB file with 16,000 sections whose
+// names all start at the same 1 MB string: debug/elf.NewFile spends about
+// 20 s on it. ReadELF never looks at sections.
+func TestReadELFSectionNameBomb(t *testing.T) {
+	const shnum, strsz, shoff = 16000, 1 << 20, 64
+	stroff := shoff + shnum*64
+	b := make([]byte, stroff+strsz)
+	copy(b, "\x7fELF\x02\x01\x01")
+	le := binary.LittleEndian
+	le.PutUint16(b[16:], uint16(elf.ET_EXEC))
+	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
+	le.PutUint32(b[20:], 1)
+	le.PutUint64(b[40:], shoff)
+	le.PutUint16(b[52:], 64)
+	le.PutUint16(b[58:], 64)
+	le.PutUint16(b[60:], shnum)
+	le.PutUint16(b[62:], 1)
+	le.PutUint32(b[shoff+64+4:], uint32(elf.SHT_STRTAB))
+	le.PutUint64(b[shoff+64+24:], uint64(stroff))
+	le.PutUint64(b[shoff+64+32:], strsz)
+	for i := stroff; i < len(b)-1; i++ {
+		b[i] = 'A'
+	}
+	e, err := ReadELF(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Arch != "amd64" || !e.Static {
+		t.Errorf("got %+v", e)
 	}
 }

@@ -305,7 +305,7 @@ func lookupDB(fsys *FS, file, key string) ([]string, bool) {
 // resolv.conf pointing at verify's DNS server, mount points for /proc and
 // the device nodes, and qemu when the binary is foreign.
 func (r *Runner) prepare(s *subject, qemu string) (string, func(), error) {
-	dir, err := os.MkdirTemp(r.TempDir, "kiln-root-")
+	dir, err := os.MkdirTemp(sandboxTempDir(r.TempDir), "kiln-root-")
 	if err != nil {
 		return "", nil, err
 	}

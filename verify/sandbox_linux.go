@@ -75,11 +75,45 @@ type sandboxResult struct {
 // as root: far above real users, so the image's root is nobody here.
 const hostIDBase = 1_500_000_000
 
-// runSandbox starts the sandbox init and returns its report.
-func runSandbox(ctx context.Context, cfg sandboxConfig) (*sandboxResult, error) {
+// selfImage is a copy of kiln's own executable in a memfd. The sandbox
+// init runs as an unprivileged host id, which may not reach kiln's binary
+// through its path (a 0700 home or temp directory); /proc/self/fd/N of the
+// copy needs no path.
+var selfImage = sync.OnceValues(func() (string, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("finding kiln's own executable: %w", err)
+		return "", fmt.Errorf("finding kiln's own executable: %w", err)
+	}
+	src, err := os.Open(self)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("kiln-sandbox", unix.MFD_CLOEXEC)
+	if err != nil {
+		return "", fmt.Errorf("creating a memfd for the sandbox: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "kiln-sandbox")
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		return "", fmt.Errorf("copying kiln into a memfd: %w", err)
+	}
+	if err := f.Chmod(0o555); err != nil {
+		f.Close()
+		return "", err
+	}
+	// f stays open for the life of the process: its fd is the path.
+	memfds = append(memfds, f)
+	return fmt.Sprintf("/proc/self/fd/%d", f.Fd()), nil
+})
+
+var memfds []*os.File
+
+// runSandbox starts the sandbox init and returns its report.
+func runSandbox(ctx context.Context, cfg sandboxConfig) (*sandboxResult, error) {
+	self, err := selfImage()
+	if err != nil {
+		return nil, err
 	}
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
@@ -325,4 +359,32 @@ func percentile(xs []float64, p float64) float64 {
 	sort.Float64s(s)
 	i := int(float64(len(s)-1) * p / 100)
 	return s[i]
+}
+
+// sandboxTempDir picks where image roots are written: a directory whose
+// every ancestor the sandbox's unprivileged host id may traverse (a path
+// through a 0700 directory, such as a test's TMPDIR, would lock it out).
+func sandboxTempDir(preferred string) string {
+	for _, d := range []string{preferred, os.TempDir(), "/tmp", "/var/tmp"} {
+		if d != "" && traversable(d) {
+			return d
+		}
+	}
+	return os.TempDir()
+}
+
+func traversable(dir string) bool {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil || !st.IsDir() || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if p == "/" {
+			return true
+		}
+	}
 }
