@@ -31,6 +31,7 @@ import (
 // Options control a release.
 type Options struct {
 	Push      bool           // push to image.repository instead of writing a layout
+	NoTag     bool           // push by digest only: a split job whose rows --merge will tag
 	Jobs      int            // parallel builds; 0 means 1
 	HostEnv   []string       // the caller's environment; builds see only an allowed part of it
 	Keychain  authn.Keychain // registry credentials; nil means authn.DefaultKeychain
@@ -178,16 +179,28 @@ func (r *release) run(ctx context.Context) error {
 	}
 	r.recordPublished(arts, repo, time.Since(start))
 
-	if r.opts.Push {
-		start = time.Now()
-		if err := tag(repo, arts, remoteOpts); err != nil {
-			return err
-		}
-		for _, a := range arts {
-			r.progress("tag", nil, "%s: %s", a.target, strings.Join(a.tags, ", "))
-		}
-		r.res.Timings.add("tag", time.Since(start))
+	if r.opts.Push && !r.opts.NoTag {
+		return r.tag(repo, arts, remoteOpts)
 	}
+	return nil
+}
+
+// tag writes every artifact's tags, after every target was pushed, and
+// records them.
+func (r *release) tag(repo name.Repository, arts []*artifact, remoteOpts []remote.Option) error {
+	start := time.Now()
+	if err := tag(repo, arts, remoteOpts); err != nil {
+		return err
+	}
+	for _, a := range arts {
+		r.progress("tag", nil, "%s: %s", a.target, strings.Join(a.tags, ", "))
+		for _, rs := range r.rows {
+			if rs.row.Target.Name == a.target {
+				rs.res.Tags = a.tags
+			}
+		}
+	}
+	r.res.Timings.add("tag", time.Since(start))
 	return nil
 }
 
@@ -405,7 +418,6 @@ func (r *release) recordPublished(arts []*artifact, repo name.Repository, d time
 			if r.opts.Push {
 				rs.res.Ref = repo.Digest(dg.String()).String()
 				rs.res.Pushed = true
-				rs.res.Tags = a.tags
 			} else {
 				rs.res.Ref = "oci:" + r.res.Layout + "@" + dg.String()
 			}

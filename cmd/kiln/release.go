@@ -137,15 +137,34 @@ func newRelease(g *globalFlags) *cobra.Command {
 		sel    selectFlags
 		opts   build.Options
 		asJSON bool
+		merge  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "release",
-		Short: "Build, assemble and publish every target (to an OCI layout, or a registry with --push)",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "release [--merge RELEASE.JSON...]",
+		Short: "Build, verify and publish every target (to an OCI layout, or a registry with --push)",
+		Long: "kiln release builds every target × platform, verifies each image and publishes them.\n\n" +
+			"Split across CI machines: each job runs `kiln release --push --no-tag --target T --platform P` and keeps\n" +
+			"<output>/release.json; one last job runs `kiln release --merge JOB1/release.json JOB2/release.json …`,\n" +
+			"which checks every row is there and passed, assembles each target's index from the pushed images and tags.",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if merge && len(args) == 0 {
+				return usageError{fmt.Errorf("--merge needs the release.json files of the split jobs")}
+			}
+			if !merge {
+				return noArgs(cmd, args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
+			}
+			if merge && (len(sel.targets) > 0 || len(sel.platforms) > 0 || opts.NoTag) {
+				return usageError{fmt.Errorf("--merge takes the whole plan: drop --target, --platform and --no-tag")}
+			}
+			if opts.NoTag && !opts.Push {
+				return usageError{fmt.Errorf("--no-tag is for split jobs that --push by digest")}
 			}
 			p, err := targets.NewPlan(cfg, sel.selection())
 			if err != nil {
@@ -154,7 +173,16 @@ func newRelease(g *globalFlags) *cobra.Command {
 			opts.HostEnv = os.Environ()
 			opts.Progress = cmd.ErrOrStderr()
 			opts.UserAgent = "kiln/" + version()
-			res, err := build.Release(cmd.Context(), p, opts)
+			var res *build.Result
+			if merge {
+				rows, rerr := build.ReadResults(args)
+				if rerr != nil {
+					return rerr
+				}
+				res, err = build.Merge(cmd.Context(), p, rows, opts)
+			} else {
+				res, err = build.Release(cmd.Context(), p, opts)
+			}
 			renderSummary(cmd.ErrOrStderr(), res)
 			if asJSON {
 				if jerr := writeJSON(cmd.OutOrStdout(), res); jerr != nil && err == nil {
@@ -170,6 +198,8 @@ func newRelease(g *globalFlags) *cobra.Command {
 	}
 	sel.register(cmd)
 	cmd.Flags().BoolVar(&opts.Push, "push", false, "push to image.repository by digest, then tag (default: write an OCI layout to <output>/oci)")
+	cmd.Flags().BoolVar(&opts.NoTag, "no-tag", false, "with --push: push by digest only, for a split job that --merge will tag")
+	cmd.Flags().BoolVar(&merge, "merge", false, "assemble, tag (and sign) the rows that split jobs pushed; arguments are their release.json files")
 	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "builds to run at once")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print release.json to stdout")
 	return cmd
