@@ -34,6 +34,7 @@ func newPlan(g *globalFlags) *cobra.Command {
 	var (
 		sel    selectFlags
 		asJSON bool
+		matrix bool
 	)
 	cmd := &cobra.Command{
 		Use:   "plan",
@@ -54,7 +55,16 @@ func newPlan(g *globalFlags) *cobra.Command {
 			if _, err := build.Preflight(cmd.Context(), p, nil); err != nil {
 				return err
 			}
-			if asJSON {
+			switch {
+			case matrix:
+				// One line, for $GITHUB_OUTPUT and strategy.matrix: fromJSON(...).
+				b, err := json.Marshal(map[string]any{"include": planRows(p)})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return nil
+			case asJSON:
 				return writeJSON(cmd.OutOrStdout(), planRows(p))
 			}
 			renderPlan(cmd.OutOrStdout(), p)
@@ -63,6 +73,7 @@ func newPlan(g *globalFlags) *cobra.Command {
 	}
 	sel.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the matrix as JSON (one object per row)")
+	cmd.Flags().BoolVar(&matrix, "matrix", false, `print {"include": [rows]} on one line, for a CI matrix (GitHub Actions strategy.matrix)`)
 	return cmd
 }
 
