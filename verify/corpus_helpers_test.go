@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -101,7 +102,10 @@ func extra() string { return "pure Go" }
 
 	// libkilnx: an extra shared library the image may or may not carry.
 	kilnxLib = "int kilnx(void) { return 42; }\n"
-	kilnxApp = `#include <stdio.h>
+	// libkilnx-y: the same function, through a second library.
+	kilnyLib  = "int kilny(void) { return 7; }\n"
+	kilnxyLib = "int kilny(void);\nint kilnx(void) { return 35 + kilny(); }\n"
+	kilnxApp  = `#include <stdio.h>
 int kilnx(void);
 int main(void) { printf("kilnx() = %d\n", kilnx()); return 0; }
 `
@@ -175,6 +179,18 @@ func newCorpus(t *testing.T) *corpus {
 // test when a tool is missing.
 func (c *corpus) get(t *testing.T, name string) string {
 	t.Helper()
+	p, skip, err := c.buildOnce(name)
+	switch {
+	case skip != "":
+		t.Skip(skip)
+	case err != nil:
+		t.Fatalf("building %s: %v", name, err)
+	}
+	return p
+}
+
+// buildOnce builds name the first time it is asked for.
+func (c *corpus) buildOnce(name string) (string, string, error) {
 	c.mu.Lock()
 	a := c.arts[name]
 	if a == nil {
@@ -183,13 +199,7 @@ func (c *corpus) get(t *testing.T, name string) string {
 	}
 	c.mu.Unlock()
 	a.once.Do(func() { a.path, a.skip, a.err = c.build(name) })
-	switch {
-	case a.skip != "":
-		t.Skip(a.skip)
-	case a.err != nil:
-		t.Fatalf("building %s: %v", name, a.err)
-	}
-	return a.path
+	return a.path, a.skip, a.err
 }
 
 func (c *corpus) read(t *testing.T, name string) []byte {
@@ -209,95 +219,114 @@ func missingTool(tool, pkg string) string {
 	return ""
 }
 
-// build makes one artifact; see the names below.
+// cBuild is one gcc run: sources written to its directory, artifacts
+// copied in under the names the link asks for, and the arguments.
+type cBuild struct {
+	cc   string
+	srcs map[string]string
+	deps map[string]string // file name in the build dir -> artifact
+	args []string
+}
+
+func cBuilds(name string) (cBuild, bool) {
+	lib := func(cc, src, soname string, extra ...string) cBuild {
+		return cBuild{cc: cc, srcs: map[string]string{"lib.c": src},
+			args: append([]string{"-shared", "-fPIC", "-Wl,-soname," + soname, "lib.c"}, extra...)}
+	}
+	app := func(cc, src string, deps map[string]string, extra ...string) cBuild {
+		return cBuild{cc: cc, srcs: map[string]string{"app.c": src}, deps: deps, args: append([]string{"app.c"}, extra...)}
+	}
+	kilnx := map[string]string{"libkilnx.so": "libkilnx.so"}
+	kilnxy := map[string]string{"libkilnx.so": "libkilnx-y.so", "libkilny.so": "libkilny.so"}
+	// /app's $ORIGIN is "/", so $ORIGIN/lib would be /lib, which the
+	// loader searches anyway: /kiln-lib is searched only through the
+	// binary's own run path.
+	runpath := []string{"-Wl,-rpath,$ORIGIN/kiln-lib", "-Wl,--enable-new-dtags"}
+	rpath := []string{"-Wl,-rpath,$ORIGIN/kiln-lib", "-Wl,--disable-new-dtags"}
+	builds := map[string]cBuild{
+		"libkilnx.so":       lib("gcc", kilnxLib, "libkilnx.so"),
+		"arm64-libkilnx.so": lib("aarch64-linux-gnu-gcc", kilnxLib, "libkilnx.so"),
+		"musl-libkilnx.so":  lib("musl-gcc", kilnxLib, "libkilnx.so"),
+		"libkilny.so":       lib("gcc", kilnyLib, "libkilny.so"),
+		"libkilnx-y.so": {cc: "gcc", srcs: map[string]string{"lib.c": kilnxyLib}, deps: map[string]string{"libkilny.so": "libkilny.so"},
+			args: []string{"-shared", "-fPIC", "-Wl,-soname,libkilnx.so", "lib.c", "-L.", "-lkilny"}},
+		"libkilnx-y-origin.so": {cc: "gcc", srcs: map[string]string{"lib.c": kilnxyLib}, deps: map[string]string{"libkilny.so": "libkilny.so"},
+			args: []string{"-shared", "-fPIC", "-Wl,-soname,libkilnx.so", "lib.c", "-L.", "-lkilny", "-Wl,-rpath,$ORIGIN/deps", "-Wl,--enable-new-dtags"}},
+		"musl-libkilny.so": lib("musl-gcc", kilnyLib, "libkilny.so"),
+		"musl-libkilnx-y.so": {cc: "musl-gcc", srcs: map[string]string{"lib.c": kilnxyLib}, deps: map[string]string{"libkilny.so": "musl-libkilny.so"},
+			args: []string{"-shared", "-fPIC", "-Wl,-soname,libkilnx.so", "lib.c", "-L.", "-lkilny"}},
+		"musl-c-kilnx-y-runpath": app("musl-gcc", kilnxApp, map[string]string{"libkilnx.so": "musl-libkilnx-y.so", "libkilny.so": "musl-libkilny.so"},
+			append([]string{"-L.", "-lkilnx", "-Wl,-rpath-link,."}, runpath...)...),
+		"c-kilnx":           app("gcc", kilnxApp, kilnx, "-L.", "-lkilnx"),
+		"c-kilnx-runpath":   app("gcc", kilnxApp, kilnx, append([]string{"-L.", "-lkilnx"}, runpath...)...),
+		"musl-c-kilnx":      app("musl-gcc", kilnxApp, map[string]string{"libkilnx.so": "musl-libkilnx.so"}, "-L.", "-lkilnx"),
+		"c-kilnx-y-runpath": app("gcc", kilnxApp, kilnxy, append([]string{"-L.", "-lkilnx", "-Wl,-rpath-link,."}, runpath...)...),
+		"c-kilnx-y-rpath":   app("gcc", kilnxApp, kilnxy, append([]string{"-L.", "-lkilnx", "-Wl,-rpath-link,."}, rpath...)...),
+		"libfoo-new": {cc: "gcc", srcs: map[string]string{"lib.c": fooNew, "foo.map": fooNewMap},
+			args: []string{"-shared", "-fPIC", "-Wl,--version-script=foo.map", "-Wl,-soname,libfoo.so.1", "lib.c"}},
+		"libfoo-old": {cc: "gcc", srcs: map[string]string{"lib.c": fooOld, "foo.map": fooOldMap},
+			args: []string{"-shared", "-fPIC", "-Wl,--version-script=foo.map", "-Wl,-soname,libfoo.so.1", "lib.c"}},
+		"c-foo":   app("gcc", fooApp, map[string]string{"libfoo.so.1": "libfoo-new"}, "./libfoo.so.1"),
+		"c-hello": app("gcc", helloApp, nil),
+		"libc-old": {cc: "gcc", srcs: map[string]string{"lib.c": oldLibc, "libc.map": oldLibcMap},
+			args: []string{"-shared", "-fPIC", "-nostdlib", "-Wl,--version-script=libc.map", "-Wl,-soname,libc.so.6", "lib.c"}},
+	}
+	b, ok := builds[name]
+	return b, ok
+}
+
+var ccPackages = map[string]string{"gcc": "gcc", "musl-gcc": "musl-tools", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu"}
+
+// build makes one artifact: the corpus program for a libc and
+// architecture (go-*), or a C object of cBuilds.
 func (c *corpus) build(name string) (string, string, error) {
 	dir := filepath.Join(c.dir, "build", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", err
 	}
 	out := filepath.Join(dir, "out")
-	switch name {
-	case "go-static-amd64", "go-static-arm64":
-		arch := strings.TrimPrefix(name, "go-static-")
-		return out, "", c.goBuild(dir, out, "CGO_ENABLED=0", "GOARCH="+arch)
-	case "go-glibc-amd64":
-		if why := missingTool("gcc", "gcc"); why != "" {
-			return "", why, nil
-		}
-		return out, "", c.goBuild(dir, out, "CGO_ENABLED=1", "GOARCH=amd64", "CC=gcc")
-	case "go-glibc-arm64":
-		if why := missingTool("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"); why != "" {
-			return "", why, nil
-		}
-		return out, "", c.goBuild(dir, out, "CGO_ENABLED=1", "GOARCH=arm64", "CC=aarch64-linux-gnu-gcc")
-	case "go-musl-amd64":
-		if why := missingTool("musl-gcc", "musl-tools"); why != "" {
-			return "", why, nil
-		}
-		return out, "", c.goBuild(dir, out, "CGO_ENABLED=1", "GOARCH=amd64", "CC=musl-gcc")
+	goBuilds := map[string][]string{
+		"go-static-amd64": {"CGO_ENABLED=0", "GOARCH=amd64"},
+		"go-static-arm64": {"CGO_ENABLED=0", "GOARCH=arm64"},
+		"go-glibc-amd64":  {"CGO_ENABLED=1", "GOARCH=amd64", "CC=gcc"},
+		"go-glibc-arm64":  {"CGO_ENABLED=1", "GOARCH=arm64", "CC=aarch64-linux-gnu-gcc"},
+		"go-musl-amd64":   {"CGO_ENABLED=1", "GOARCH=amd64", "CC=musl-gcc"},
 	}
-	if why := missingTool("gcc", "gcc"); why != "" {
-		return "", why, nil
+	if env, ok := goBuilds[name]; ok {
+		for _, kv := range env {
+			if cc, ok := strings.CutPrefix(kv, "CC="); ok {
+				if why := missingTool(cc, ccPackages[cc]); why != "" {
+					return "", why, nil
+				}
+			}
+		}
+		return out, "", c.goBuild(dir, out, env...)
 	}
-	// The C artifacts. Each is one gcc run over sources written to dir.
-	var srcs map[string]string
-	var args []string
-	switch name {
-	case "libkilnx.so":
-		srcs = map[string]string{"kilnx.c": kilnxLib}
-		args = []string{"-shared", "-fPIC", "-Wl,-soname,libkilnx.so", "kilnx.c"}
-	case "c-kilnx", "c-kilnx-runpath":
-		lib, skip, err := c.build("libkilnx.so")
-		if skip != "" || err != nil {
-			return "", skip, err
-		}
-		srcs = map[string]string{"app.c": kilnxApp}
-		// -lkilnx finds libkilnx.so: a copy of the library as its SONAME.
-		if err := copyFile(lib, filepath.Join(dir, "libkilnx.so")); err != nil {
-			return "", "", err
-		}
-		args = []string{"app.c", "-L.", "-lkilnx"}
-		if name == "c-kilnx-runpath" {
-			// /app's $ORIGIN is "/", so $ORIGIN/lib would be /lib, which
-			// the loader searches anyway: kiln-lib is searched only
-			// through DT_RUNPATH.
-			args = append(args, "-Wl,-rpath,$ORIGIN/kiln-lib", "-Wl,--enable-new-dtags")
-		}
-	case "libfoo-new", "libfoo-old":
-		src, script := fooNew, fooNewMap
-		if name == "libfoo-old" {
-			src, script = fooOld, fooOldMap
-		}
-		srcs = map[string]string{"foo.c": src, "foo.map": script}
-		args = []string{"-shared", "-fPIC", "-Wl,--version-script=foo.map", "-Wl,-soname,libfoo.so.1", "foo.c"}
-	case "c-foo":
-		lib, skip, err := c.build("libfoo-new")
-		if skip != "" || err != nil {
-			return "", skip, err
-		}
-		if err := copyFile(lib, filepath.Join(dir, "libfoo.so.1")); err != nil {
-			return "", "", err
-		}
-		srcs = map[string]string{"app.c": fooApp}
-		args = []string{"app.c", "./libfoo.so.1"}
-	case "c-hello":
-		srcs = map[string]string{"hello.c": helloApp}
-		args = []string{"hello.c"}
-	case "libc-old":
-		srcs = map[string]string{"libc.c": oldLibc, "libc.map": oldLibcMap}
-		args = []string{"-shared", "-fPIC", "-nostdlib", "-Wl,--version-script=libc.map", "-Wl,-soname,libc.so.6", "libc.c"}
-	default:
+	b, ok := cBuilds(name)
+	if !ok {
 		return "", "", fmt.Errorf("no artifact %q", name)
 	}
-	for f, content := range srcs {
+	if why := missingTool(b.cc, ccPackages[b.cc]); why != "" {
+		return "", why, nil
+	}
+	for f, dep := range b.deps {
+		p, skip, err := c.buildOnce(dep)
+		if skip != "" || err != nil {
+			return "", skip, err
+		}
+		if err := copyFile(p, filepath.Join(dir, f)); err != nil {
+			return "", "", err
+		}
+	}
+	for f, content := range b.srcs {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o644); err != nil {
 			return "", "", err
 		}
 	}
-	cmd := exec.Command("gcc", append([]string{"-O2", "-o", out}, args...)...)
+	cmd := exec.Command(b.cc, append([]string{"-O2", "-o", out}, b.args...)...)
 	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("gcc %s: %v\n%s", strings.Join(args, " "), err, b)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("%s %s: %v\n%s", b.cc, strings.Join(b.args, " "), err, out)
 	}
 	return out, "", nil
 }
@@ -403,7 +432,7 @@ func symlink(p, target string) entry {
 
 // whiteout hides p of the layers below.
 func whiteout(p string) entry {
-	return entry{path: filepath.Join(filepath.Dir(p), ".wh."+filepath.Base(p)), typ: tar.TypeReg, mode: 0o644}
+	return entry{path: path.Join(path.Dir(p), ".wh."+path.Base(p)), typ: tar.TypeReg, mode: 0o644}
 }
 
 // layer writes entries as one uncompressed tar layer, in order, with
@@ -439,6 +468,40 @@ func layer(t *testing.T, entries []entry) v1.Layer {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// ldconfigLayer runs the host's ldconfig (glibc's, as the base's) over
+// the image and returns the cache it writes, for a layer on top.
+func ldconfigLayer(t *testing.T, img v1.Image) []entry {
+	t.Helper()
+	ldconfig, err := exec.LookPath("ldconfig")
+	if err != nil {
+		t.Skip("ldconfig is not installed (apt-get install -y libc-bin)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("ldconfig -r chroots: it needs root")
+	}
+	fsys, err := verify.Flatten(img, verify.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Materialize(root); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(ldconfig, "-X", "-r", root)
+	cmd.Env = []string{"LC_ALL=C"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ldconfig -X -r: %v\n%s", err, out)
+	}
+	cache, err := os.ReadFile(filepath.Join(root, "etc", "ld.so.cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []entry{file("etc/ld.so.cache", 0o644, cache)}
 }
 
 // garbage is n deterministic bytes that are no ELF file.
@@ -563,8 +626,9 @@ func imageIDs(t *testing.T, fsys *verify.FS, user string) (int, int) {
 	return uid, gid
 }
 
-// run runs /app with args (and extra environment) in the image.
-func (r *reality) run(t *testing.T, extraEnv []string, args ...string) realRun {
+// run runs the binary at bin with args (and extra environment) in the
+// image.
+func (r *reality) run(t *testing.T, bin string, extraEnv []string, args ...string) realRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -573,7 +637,7 @@ func (r *reality) run(t *testing.T, extraEnv []string, args ...string) realRun {
 	if r.arch != runtime.GOARCH {
 		argv = append(argv, "/qemu")
 	}
-	argv = append(argv, "/app")
+	argv = append(argv, bin)
 	argv = append(argv, args...)
 	cmd := exec.CommandContext(ctx, "unshare", argv...)
 	cmd.Env = append(append([]string{}, r.env...), extraEnv...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,30 +25,33 @@ type corpusCase struct {
 	name   string
 	base   string // testbase entry: static, base or alpine
 	arch   string // its platform; "" is amd64
-	app    string // artifact written to /app; "" when entries has /app
+	app    string // artifact written to /app; "" when extra writes the binary
 	mode   int64  // /app's mode; 0 is 0755
+	entry  string // the entrypoint; "" is /app
 	extra  func(t *testing.T, c *corpus) []entry
-	user   *string // the config's User; nil keeps the base's
+	post   func(t *testing.T, img v1.Image) []entry // a second layer, made from the image so far
+	env    []string                                 // added to the config's Env
+	user   *string                                  // the config's User; nil keeps the base's
 	policy func(p *targets.Policy)
 
 	passed   bool
 	want     map[string]verify.Status
 	evidence map[string]string // check id -> a substring of its evidence
 
-	realStderr string                                    // in the real --version run's stderr
+	realStderr string                                    // in the real smoke run's stderr
 	realMore   func(t *testing.T, r *reality, c *corpus) // further real runs
 }
 
 func strPtr(s string) *string { return &s }
 
-// The entries that replace the amd64 base's loader link.
+// ldLink is the amd64 base's PT_INTERP link, which cases delete or replace.
 const ldLink = "lib64/ld-linux-x86-64.so.2"
 
 func corpusCases() []corpusCase {
 	pass, fail, warn, skip := verify.Pass, verify.Fail, verify.Warn, verify.Skip
 	certsOK := func(t *testing.T, r *reality, _ *corpus) {
 		t.Helper()
-		if res := r.run(t, nil, "--certs"); !res.ok() {
+		if res := r.run(t, "/app", nil, "--certs"); !res.ok() {
 			t.Errorf("reality: --certs failed in an image kiln says has CA roots: %v", res)
 		}
 	}
@@ -106,7 +110,7 @@ func corpusCases() []corpusCase {
 		// 6. a library the image lacks, and one found through DT_RUNPATH.
 		{
 			name: "needed-missing", base: "base", app: "c-kilnx",
-			want:       map[string]verify.Status{"link.interp": pass, "link.needed": fail, "link.versions": skip, "run.start": fail},
+			want:       map[string]verify.Status{"link.interp": pass, "link.needed": fail, "run.start": fail},
 			evidence:   map[string]string{"link.needed": "libkilnx.so (needed by /app)"},
 			realStderr: "libkilnx.so: cannot open shared object file",
 		},
@@ -162,7 +166,10 @@ func corpusCases() []corpusCase {
 		// 8. an arm64 binary in an image that says amd64.
 		{
 			name: "wrong-arch", base: "static", app: "go-static-arm64",
-			want:     map[string]verify.Status{"elf.arch": fail},
+			// A runtime runs a linux/amd64 image natively on this amd64
+			// host, so the arm64 binary does not start: run.start must
+			// not pass by running it under qemu.
+			want:     map[string]verify.Status{"elf.arch": fail, "run.start": fail},
 			evidence: map[string]string{"elf.arch": "is ELFCLASS64 EM_AARCH64 (arm64) but the image is linux/amd64"},
 		},
 		// 9. the loader deleted by a whiteout.
@@ -235,6 +242,24 @@ func corpusCases() []corpusCase {
 			want:     map[string]verify.Status{"dns.resolver": pass, "run.start": pass, "run.resolver": pass},
 			evidence: map[string]string{"dns.resolver": "cgo resolver", "run.resolver": "cgo resolver, as predicted"},
 		},
+		// More resolver predictions, each checked against the choice
+		// the binary makes for real.
+		resolverCase("resolver-godebug-cgo", "base", "go-glibc-amd64", "cgo", nil, []string{"GODEBUG=netdns=cgo"}),
+		resolverCase("resolver-localdomain", "base", "go-glibc-amd64", "cgo", nil, []string{"LOCALDOMAIN=corp.example"}),
+		resolverCase("resolver-unknown-option", "base", "go-glibc-amd64", "cgo",
+			map[string]string{"etc/resolv.conf": "nameserver 192.0.2.53\noptions inet6\n"}, nil),
+		resolverCase("resolver-known-options", "base", "go-glibc-amd64", "go",
+			map[string]string{"etc/resolv.conf": "nameserver 192.0.2.53\noptions ndots:2 timeout:1 rotate\n"}, nil),
+		resolverCase("resolver-myhostname", "base", "go-glibc-amd64", "go",
+			map[string]string{"etc/nsswitch.conf": "hosts: files myhostname dns\n"}, nil),
+		resolverCase("resolver-mdns-minimal", "base", "go-glibc-amd64", "go",
+			map[string]string{"etc/nsswitch.conf": "hosts: files mdns4_minimal [NOTFOUND=return] dns\n"}, nil),
+		resolverCase("resolver-dns-criteria", "base", "go-glibc-amd64", "cgo",
+			map[string]string{"etc/nsswitch.conf": "hosts: files dns [!UNAVAIL=return] \n"}, nil),
+		resolverCase("resolver-static-ldap", "static", "go-static-amd64", "go",
+			map[string]string{"etc/nsswitch.conf": "hosts: files ldap dns\n"}, nil),
+		resolverCase("resolver-musl-ldap", "alpine", "go-musl-amd64", "cgo",
+			map[string]string{"etc/nsswitch.conf": "hosts: files ldap dns\n"}, nil),
 		// 12. root.
 		{
 			name: "root-required-nonroot", base: "static", app: "go-static-amd64", user: strPtr("0"),
@@ -255,12 +280,17 @@ func corpusCases() []corpusCase {
 			evidence: map[string]string{"files.certs": "no CA bundle is in the image"},
 			realMore: func(t *testing.T, r *reality, _ *corpus) {
 				t.Helper()
-				if res := r.run(t, nil, "--certs"); res.ok() {
+				if res := r.run(t, "/app", nil, "--certs"); res.ok() {
 					t.Errorf("reality: --certs succeeded in an image kiln says has no CA roots: %v", res)
 				}
 			},
 		},
 		// 14. malformed binaries.
+		{
+			name: "app-not-executable", base: "static", app: "go-static-amd64", mode: 0o644,
+			want:     map[string]verify.Status{"elf.arch": fail},
+			evidence: map[string]string{"elf.arch": "is not executable (mode 644)"},
+		},
 		{
 			name: "garbage", base: "static",
 			extra: func(*testing.T, *corpus) []entry { return []entry{file("app", 0o755, garbage(4096))} },
@@ -271,9 +301,234 @@ func corpusCases() []corpusCase {
 			extra: func(t *testing.T, c *corpus) []entry {
 				return []entry{file("app", 0o755, c.read(t, "go-static-amd64")[:4096])}
 			},
+			// The headers are intact, the segments they describe are not
+			// in the file: the kernel maps it and the process dies.
 			want:     map[string]verify.Status{"elf.arch": fail},
 			evidence: map[string]string{"elf.arch": "malformed ELF"},
 		},
+		{
+			// The same without a run: a malformed ELF must still fail
+			// (SPEC §4), from the headers alone.
+			name: "truncated-elf-norun", base: "static",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{file("app", 0o755, c.read(t, "go-static-amd64")[:4096])}
+			},
+			policy:   func(p *targets.Policy) { p.Run = false },
+			want:     map[string]verify.Status{"elf.arch": fail},
+			evidence: map[string]string{"elf.arch": "malformed ELF"},
+		},
+		{
+			// A multi-call binary picks what to do from argv[0]: /bin/sh
+			// is busybox's shell, whatever the link resolves to.
+			name: "busybox-argv0", base: "alpine", entry: "/bin/sh",
+			policy: func(p *targets.Policy) { p.Args = []string{"-c", "echo started"} },
+			passed: true,
+			want:   map[string]verify.Status{"elf.arch": pass, "link.interp": skip, "run.start": pass},
+		},
+		// More of the loader's search, each against the real loader.
+		{
+			// ld.so.conf is only read by ldconfig: a directory listed
+			// there but not in the cache is not searched.
+			name: "ld-so-conf-only", base: "base", app: "c-kilnx",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("usr/local/lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
+					file("etc/ld.so.conf", 0o644, []byte("/lib/x86_64-linux-gnu\n/usr/local/lib\n")),
+				}
+			},
+			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
+			evidence:   map[string]string{"link.needed": "libkilnx.so (needed by /app)"},
+			realStderr: "libkilnx.so: cannot open shared object file",
+		},
+		{
+			// The same after ldconfig -r: the cache has it.
+			name: "ld-so-cache", base: "base", app: "c-kilnx",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("usr/local/lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
+					file("etc/ld.so.conf", 0o644, []byte("/lib/x86_64-linux-gnu\n/usr/local/lib\n")),
+				}
+			},
+			post:     ldconfigLayer,
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
+			evidence: map[string]string{"link.needed": "/usr/local/lib/libkilnx.so (ld.so.cache)", "run.start": "kilnx() = 42"},
+		},
+		{
+			name: "ld-library-path", base: "base", app: "c-kilnx",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{file("opt/kiln/lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so"))}
+			},
+			env:      []string{"LD_LIBRARY_PATH=/opt/kiln/lib"},
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
+			evidence: map[string]string{"link.needed": "/opt/kiln/lib/libkilnx.so (LD_LIBRARY_PATH)"},
+		},
+		{
+			// DT_RUNPATH applies to the object's own DT_NEEDED only:
+			// libkilnx.so is found through /app's, libkilny.so (needed by
+			// libkilnx.so) is not.
+			name: "runpath-not-transitive", base: "base", app: "c-kilnx-y-runpath",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx-y.so")),
+					file("kiln-lib/libkilny.so", 0o755, c.read(t, "libkilny.so")),
+				}
+			},
+			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
+			evidence:   map[string]string{"link.needed": "libkilny.so (needed by /kiln-lib/libkilnx.so)"},
+			realStderr: "libkilny.so: cannot open shared object file",
+		},
+		{
+			// DT_RPATH of /app applies to what its libraries need too.
+			name: "rpath-transitive", base: "base", app: "c-kilnx-y-rpath",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx-y.so")),
+					file("kiln-lib/libkilny.so", 0o755, c.read(t, "libkilny.so")),
+				}
+			},
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
+			evidence: map[string]string{"link.needed": "/kiln-lib/libkilny.so (DT_RPATH of /app)", "run.start": "kilnx() = 42"},
+		},
+		{
+			// musl searches the run path of every object up the chain
+			// that needed a library, each with its own $ORIGIN.
+			name: "musl-runpath-chain", base: "alpine", app: "musl-c-kilnx-y-runpath",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "musl-libkilnx-y.so")),
+					file("kiln-lib/libkilny.so", 0o755, c.read(t, "musl-libkilny.so")),
+				}
+			},
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
+			evidence: map[string]string{"link.needed": "/kiln-lib/libkilny.so (rpath of /app)", "run.start": "kilnx() = 42"},
+		},
+		{
+			// $ORIGIN of a library is the directory the loader found it
+			// in, symlinks not resolved: /kiln-lib here, not /opt/real.
+			name: "origin-of-symlinked-lib", base: "base", app: "c-kilnx-runpath",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("opt/real/libkilnx.so", 0o755, c.read(t, "libkilnx-y-origin.so")),
+					symlink("kiln-lib/libkilnx.so", "/opt/real/libkilnx.so"),
+					file("kiln-lib/deps/libkilny.so", 0o755, c.read(t, "libkilny.so")),
+				}
+			},
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
+			evidence: map[string]string{"run.start": "kilnx() = 42"},
+		},
+		{
+			// The converse: the dependency sits next to the symlink's
+			// target, where the loader does not look.
+			name: "origin-of-symlinked-lib-target", base: "base", app: "c-kilnx-runpath",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("opt/real/libkilnx.so", 0o755, c.read(t, "libkilnx-y-origin.so")),
+					symlink("kiln-lib/libkilnx.so", "/opt/real/libkilnx.so"),
+					file("opt/real/deps/libkilny.so", 0o755, c.read(t, "libkilny.so")),
+				}
+			},
+			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
+			realStderr: "libkilny.so: cannot open shared object file",
+		},
+		{
+			// The binary's $ORIGIN comes from /proc/self/exe: the
+			// symlink /app resolved.
+			name: "origin-of-symlinked-binary", base: "base",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("opt/kiln/bin/app", 0o755, c.read(t, "c-kilnx-runpath")),
+					symlink("app", "opt/kiln/bin/app"),
+					file("opt/kiln/bin/kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
+				}
+			},
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
+			evidence: map[string]string{"link.needed": "/opt/kiln/bin/kiln-lib/libkilnx.so (DT_RUNPATH of /opt/kiln/bin/app)"},
+		},
+		{
+			name: "origin-of-symlinked-binary-link-dir", base: "base",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("opt/kiln/bin/app", 0o755, c.read(t, "c-kilnx-runpath")),
+					symlink("app", "opt/kiln/bin/app"),
+					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
+				}
+			},
+			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
+			realStderr: "libkilnx.so: cannot open shared object file",
+		},
+		{
+			// The loader skips a library of another machine and searches
+			// on.
+			name: "needed-wrong-arch-first", base: "base", app: "c-kilnx-runpath",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "arm64-libkilnx.so")),
+					file("lib/x86_64-linux-gnu/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
+				}
+			},
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
+			evidence: map[string]string{"link.needed": "/lib/x86_64-linux-gnu/libkilnx.so (system directory)"},
+		},
+		{
+			name: "musl-default-path", base: "alpine", app: "musl-c-kilnx",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{file("usr/lib/libkilnx.so", 0o755, c.read(t, "musl-libkilnx.so"))}
+			},
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "link.family": pass, "run.start": pass},
+			evidence: map[string]string{"link.needed": "/usr/lib/libkilnx.so (musl default path)"},
+		},
+		{
+			name: "musl-path-file", base: "alpine", app: "musl-c-kilnx",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("opt/kiln/lib/libkilnx.so", 0o755, c.read(t, "musl-libkilnx.so")),
+					file("etc/ld-musl-x86_64.path", 0o644, []byte("/lib\n/opt/kiln/lib\n")),
+				}
+			},
+			passed:   true,
+			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
+			evidence: map[string]string{"link.needed": "/opt/kiln/lib/libkilnx.so"},
+		},
+		{
+			// musl's path file replaces its default path, /usr/lib included.
+			name: "musl-path-file-replaces-defaults", base: "alpine", app: "musl-c-kilnx",
+			extra: func(t *testing.T, c *corpus) []entry {
+				return []entry{
+					file("usr/lib/libkilnx.so", 0o755, c.read(t, "musl-libkilnx.so")),
+					file("etc/ld-musl-x86_64.path", 0o644, []byte("/lib\n/opt/kiln/lib\n")),
+				}
+			},
+			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
+			evidence:   map[string]string{"link.needed": "libkilnx.so (needed by /app)"},
+			realStderr: "libkilnx.so",
+		},
+	}
+}
+
+// resolverCase is an image whose only question is the resolver: want is
+// the resolver Go picks for real, which dns.resolver must predict.
+func resolverCase(name, base, app, want string, files map[string]string, env []string) corpusCase {
+	return corpusCase{
+		name: name, base: base, app: app, env: env,
+		extra: func(*testing.T, *corpus) []entry {
+			var out []entry
+			for p, content := range files {
+				out = append(out, file(p, 0o644, []byte(content)))
+			}
+			slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.path, b.path) })
+			return out
+		},
+		passed:   true,
+		want:     map[string]verify.Status{"dns.resolver": verify.Pass, "run.start": verify.Pass, "run.resolver": verify.Pass},
+		evidence: map[string]string{"dns.resolver": want + " resolver:", "run.resolver": want + " resolver, as predicted"},
 	}
 }
 
@@ -312,12 +567,22 @@ func runCase(t *testing.T, c *corpus, tc corpusCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if tc.post != nil {
+		if img, err = mutate.Append(img, mutate.Addendum{Layer: layer(t, tc.post(t, img))}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := cf.Config
-	cfg.Entrypoint, cfg.Cmd = []string{"/app"}, nil
+	entrypoint := tc.entry
+	if entrypoint == "" {
+		entrypoint = "/app"
+	}
+	cfg.Entrypoint, cfg.Cmd = []string{entrypoint}, nil
+	cfg.Env = append(append([]string{}, cfg.Env...), tc.env...)
 	if tc.user != nil {
 		cfg.User = *tc.user
 	}
@@ -375,8 +640,8 @@ func runCase(t *testing.T, c *corpus, tc corpusCase) {
 		t.Fatal(err)
 	}
 	r := newReality(t, img, fsys)
-	res := r.run(t, nil, pol.Args...)
-	t.Logf("reality: /app %s: %v", strings.Join(pol.Args, " "), res)
+	res := r.run(t, entrypoint, nil, pol.Args...)
+	t.Logf("reality: %s %s: %v", entrypoint, strings.Join(pol.Args, " "), res)
 	start, hasStart := rep.Find("run.start")
 	switch {
 	case !hasStart:
@@ -393,6 +658,9 @@ func runCase(t *testing.T, c *corpus, tc corpusCase) {
 			t.Errorf("DISAGREEMENT: %s failed (%s), but the binary starts for real: %v", id, f.Evidence, res)
 		}
 	}
+	if why := loaderFailure(res); why != "" && !anyFailed(rep, staticFailures) {
+		t.Errorf("DISAGREEMENT: for real, %s (%v), but %s all passed", why, res, strings.Join(staticFailures, ", "))
+	}
 	if tc.realStderr != "" && !strings.Contains(res.stderr, tc.realStderr) {
 		t.Errorf("reality: stderr %q does not contain %q", res.stderr, tc.realStderr)
 	}
@@ -402,6 +670,33 @@ func runCase(t *testing.T, c *corpus, tc corpusCase) {
 	if tc.realMore != nil {
 		tc.realMore(t, r, c)
 	}
+}
+
+// loaderFailure says why a real run failed before main, when it did: the
+// kernel could not exec the binary or its loader, or the loader could not
+// load the libraries.
+func loaderFailure(res realRun) string {
+	switch {
+	case res.ok():
+		return ""
+	case strings.Contains(res.stderr, "chroot: failed to run command"):
+		return "the kernel could not start /app"
+	case strings.Contains(res.stderr, "error while loading shared libraries"),
+		strings.Contains(res.stderr, "Error loading shared library"),
+		strings.Contains(res.stderr, "Error relocating"),
+		strings.Contains(res.stderr, "' not found (required by"):
+		return "the loader could not load /app's libraries"
+	}
+	return ""
+}
+
+func anyFailed(rep *verify.Report, ids []string) bool {
+	for _, id := range ids {
+		if f, ok := rep.Find(id); ok && f.Status == verify.Fail {
+			return true
+		}
+	}
+	return false
 }
 
 var realOrderRE = regexp.MustCompile(`hostLookupOrder\(` + regexp.QuoteMeta(verify.ProbeName) + `\) = (\S+)`)
@@ -419,7 +714,7 @@ func checkRealResolver(t *testing.T, r *reality, rep *verify.Report) {
 	if strings.HasPrefix(f.Evidence, "cgo resolver") || strings.Contains(f.Evidence, "Go will use the cgo resolver") {
 		predicted = "cgo"
 	}
-	res := r.run(t, []string{"GODEBUG=netdns=2"}, "--lookup", verify.ProbeName)
+	res := r.run(t, "/app", []string{"GODEBUG=" + netdnsDebug(r.env)}, "--lookup", verify.ProbeName)
 	m := realOrderRE.FindStringSubmatch(res.stderr)
 	if m == nil {
 		t.Errorf("reality: the lookup printed no hostLookupOrder line: %v", res)
@@ -433,6 +728,34 @@ func checkRealResolver(t *testing.T, r *reality, rep *verify.Report) {
 	if used != predicted {
 		t.Errorf("DISAGREEMENT: dns.resolver predicted the %s resolver (%s), but the binary picked %s for real", predicted, f.Evidence, m[1])
 	}
+}
+
+// netdnsDebug is the image's GODEBUG with the netdns debug level 2
+// added, its resolver mode (netdns=go or netdns=cgo) kept: netdns=cgo
+// becomes netdns=cgo+2.
+func netdnsDebug(env []string) string {
+	var settings []string
+	mode := ""
+	for _, kv := range env {
+		v, ok := strings.CutPrefix(kv, "GODEBUG=")
+		if !ok {
+			continue
+		}
+		settings = settings[:0]
+		for _, s := range strings.Split(v, ",") {
+			if m, ok := strings.CutPrefix(s, "netdns="); ok {
+				mode = strings.Trim(strings.Trim(m, "0123456789"), "+")
+				continue
+			}
+			if s != "" {
+				settings = append(settings, s)
+			}
+		}
+	}
+	if mode != "" {
+		return strings.Join(append(settings, "netdns="+mode+"+2"), ",")
+	}
+	return strings.Join(append(settings, "netdns=2"), ",")
 }
 
 func summary(rep *verify.Report) string {

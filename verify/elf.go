@@ -25,8 +25,9 @@ type ELF struct {
 	SOName  string
 
 	// VersionNeeds maps a library file name (e.g. "libc.so.6") to the
-	// version names needed from it (e.g. "GLIBC_2.34"), sorted; nil when
-	// the object has no DT_VERNEED.
+	// version names needed from it (e.g. "GLIBC_2.34"), sorted; a library
+	// no version is needed from is absent, and the map is nil when the
+	// object has no DT_VERNEED.
 	VersionNeeds map[string][]string
 	// VersionDefs are the version names this object defines (e.g.
 	// "GLIBC_2.2.5"), sorted, without the base entry that names the file.
@@ -86,6 +87,12 @@ func readELF(data []byte) (*ELF, error) {
 		p := o.progs[i]
 		switch p.Type {
 		case elf.PT_LOAD:
+			// The kernel maps a segment past the end of the file without
+			// complaint, and the process dies when it touches it: a
+			// truncated binary is malformed from its headers alone.
+			if _, ok := o.fileRange(p.Off, p.Filesz); !ok {
+				return nil, fmt.Errorf("malformed ELF: PT_LOAD at offset 0x%x (0x%x bytes) extends past the end of the file (%d bytes): truncated?", p.Off, p.Filesz, len(data))
+			}
 			o.loads = append(o.loads, p)
 		case elf.PT_INTERP:
 			if interpSeen {
@@ -410,11 +417,6 @@ func (o *object) versionNeeds(addr uint64) (map[string][]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		set := sets[string(file)]
-		if set == nil {
-			set = map[string]bool{}
-			sets[string(file)] = set
-		}
 		aux := off + uint64(o.order.Uint32(r[8:]))
 		for range cnt {
 			if records++; records > maxVersionRecords {
@@ -428,9 +430,12 @@ func (o *object) versionNeeds(addr uint64) (map[string][]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			if !set[string(name)] {
-				set[string(name)] = true
+			set := sets[string(file)]
+			if set == nil {
+				set = map[string]bool{}
+				sets[string(file)] = set
 			}
+			set[string(name)] = true
 			next := o.order.Uint32(a[12:])
 			if next == 0 {
 				break
@@ -480,9 +485,7 @@ func (o *object) versionDefs(addr uint64) ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			if !set[string(name)] {
-				set[string(name)] = true
-			}
+			set[string(name)] = true
 		}
 		next := o.order.Uint32(r[16:])
 		if next == 0 {

@@ -80,7 +80,11 @@ func mustReadELF(t *testing.T, b []byte) *ELF {
 }
 
 func TestReadELFStaticGo(t *testing.T) {
-	e := mustReadELF(t, goBuild(t, staticProgram, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"))
+	bin := goBuild(t, staticProgram, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if _, err := ReadELF(bin[:4096]); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("ReadELF of the first 4 KiB = %v, want a truncation error", err)
+	}
+	e := mustReadELF(t, bin)
 	if !e.Static || e.Interp != "" || len(e.Needed) != 0 {
 		t.Errorf("static Go binary: Static=%v Interp=%q Needed=%v", e.Static, e.Interp, e.Needed)
 	}
@@ -215,6 +219,9 @@ func TestReadELFMalformed(t *testing.T) {
 		{"needed out of range", patchDyn(t, good, elf.DT_NEEDED, 0xffffffff)},
 		{"strtab out of range", patchDyn(t, good, elf.DT_STRTAB, 0xffffffff0)},
 		{"verneed out of range", patchDyn(t, good, elf.DT_VERNEED, 0xffffffff0)},
+		{"verneed chain out of range", patchVerneed(t, good, func(r []byte) { binary.LittleEndian.PutUint32(r[12:], 0x7fffffff) })},
+		{"vernaux out of range", patchVerneed(t, good, func(r []byte) { binary.LittleEndian.PutUint32(r[8:], 0x7fffffff) })},
+		{"verneed version 2", patchVerneed(t, good, func(r []byte) { binary.LittleEndian.PutUint16(r, 2) })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := ReadELF(tc.data)
@@ -224,10 +231,22 @@ func TestReadELFMalformed(t *testing.T) {
 		})
 	}
 
-	// Every truncation either parses or fails; none panics.
+	// Every truncation into the loaded segments fails, from the headers
+	// alone; past them only section headers and unloaded sections go,
+	// which the loader never reads. None panics.
+	f, err := elf.NewFile(bytes.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loadEnd uint64
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			loadEnd = max(loadEnd, p.Off+p.Filesz)
+		}
+	}
 	for n := 0; n < len(good); n += 61 {
-		if _, err := readELFNoRecover(good[:n]); err == nil && n < 4096 {
-			t.Errorf("truncated to %d bytes: no error", n)
+		if _, err := readELFNoRecover(good[:n]); (err == nil) != (uint64(n) >= loadEnd) {
+			t.Errorf("truncated to %d bytes (segments end at %d): error %v", n, loadEnd, err)
 		}
 	}
 }
@@ -235,6 +254,41 @@ func TestReadELFMalformed(t *testing.T) {
 // readELFNoRecover is the parser without ReadELF's last-resort recover, so
 // a panic in kiln's own code fails the test instead of becoming an error.
 func readELFNoRecover(b []byte) (*ELF, error) { return readELF(b) }
+
+// patchVerneed lets patch change the first Elf_Verneed record (64-bit
+// little-endian objects only).
+func patchVerneed(t *testing.T, good []byte, patch func(rec []byte)) []byte {
+	t.Helper()
+	b := slices.Clone(good)
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vn, _ := f.DynValue(elf.DT_VERNEED)
+	if len(vn) == 0 {
+		t.Skip("no DT_VERNEED to patch")
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && vn[0] >= p.Vaddr && vn[0]-p.Vaddr < p.Filesz {
+			patch(b[p.Off+vn[0]-p.Vaddr:])
+			return b
+		}
+	}
+	t.Fatal("DT_VERNEED not in a PT_LOAD")
+	return nil
+}
+
+func TestReadELFVerneedWithoutVersions(t *testing.T) {
+	good, err := os.ReadFile("/usr/bin/true")
+	if err != nil {
+		t.Skip("no /usr/bin/true to start from")
+	}
+	// vn_cnt = 0: libc.so.6 is named, no version is needed from it.
+	e := mustReadELF(t, patchVerneed(t, good, func(r []byte) { binary.LittleEndian.PutUint16(r[2:], 0) }))
+	if vs, ok := e.VersionNeeds["libc.so.6"]; ok {
+		t.Errorf("VersionNeeds[libc.so.6] = %q, want no entry", vs)
+	}
+}
 
 func patchInterp(t *testing.T, good []byte, patch func([]byte)) []byte {
 	t.Helper()
@@ -417,6 +471,19 @@ func debugELF(f *elf.File) string {
 // names all start at the same 1 MB string: debug/elf.NewFile spends about
 // 20 s on it. ReadELF never looks at sections.
 func TestReadELFSectionNameBomb(t *testing.T) {
+	b := sectionNameBomb()
+	e, err := ReadELF(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Arch != "amd64" || !e.Static {
+		t.Errorf("got %+v", e)
+	}
+}
+
+// sectionNameBomb is an ELF file with 16000 section headers all naming one
+// 1 MiB string.
+func sectionNameBomb() []byte {
 	const shnum, strsz, shoff = 16000, 1 << 20, 64
 	stroff := shoff + shnum*64
 	b := make([]byte, stroff+strsz)
@@ -436,11 +503,5 @@ func TestReadELFSectionNameBomb(t *testing.T) {
 	for i := stroff; i < len(b)-1; i++ {
 		b[i] = 'A'
 	}
-	e, err := ReadELF(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Arch != "amd64" || !e.Static {
-		t.Errorf("got %+v", e)
-	}
+	return b
 }

@@ -496,8 +496,9 @@ func (f *FS) Lstat(p string) (*Entry, bool) {
 
 // Resolve follows symlinks in every component of p, final one included,
 // the way the kernel would inside a chroot at the image root: absolute
-// targets start again at the image root, ".." stops at it. It returns the
-// path reached and its entry. A path that leads nowhere is an error
+// targets start again at the image root, ".." stops at it, a name
+// followed by "/" must be a directory. It returns the path reached and its
+// entry. The fuzz tests hold it to the kernel's openat2(RESOLVE_IN_ROOT). A path that leads nowhere is an error
 // wrapping fs.ErrNotExist; more than 40 links is an error wrapping
 // syscall.ELOOP.
 func (f *FS) Resolve(p string) (string, *Entry, error) {

@@ -398,7 +398,17 @@ func openInRoot(dirfd int, dir, name string) (string, []byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	fd, _, errno := syscall.Syscall6(sysOpenat2, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
+	var fd uintptr
+	var errno syscall.Errno
+	// With RESOLVE_IN_ROOT the kernel answers EAGAIN when a rename
+	// anywhere on the system races with ".." resolution; openat2(2) says
+	// to retry.
+	for range 1000 {
+		fd, _, errno = syscall.Syscall6(sysOpenat2, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
+		if errno != syscall.EAGAIN {
+			break
+		}
+	}
 	if errno != 0 {
 		return "", nil, errno
 	}

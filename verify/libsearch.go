@@ -10,10 +10,14 @@ import (
 // loaded is one object the image's loader would map: the binary, its
 // interpreter, and every library it finds.
 type loaded struct {
-	path  string // resolved path in the image
-	how   string // how it was found: "RUNPATH", "ld.so.cache", "default dir", …
-	elf   *ELF
-	needy string // who needed it first
+	path string // resolved path in the image: what is read
+	// origin is what $ORIGIN expands to in this object's run paths: the
+	// directory of the name the loader found it under (symlinks not
+	// resolved); for the binary, of its resolved path (/proc/self/exe).
+	origin string
+	how    string // how it was found: "RUNPATH", "ld.so.cache", "default dir", …
+	elf    *ELF
+	needy  string // who needed it first
 }
 
 // linkGraph is the result of resolving every DT_NEEDED transitively the way
@@ -128,7 +132,7 @@ func muslSelf(name string) bool {
 // resolve maps the binary and, transitively, every DT_NEEDED.
 func (s *searcher) resolve(binPath string, bin *ELF, interp *loaded) *linkGraph {
 	g := &linkGraph{byName: map[string]*loaded{}}
-	root := &loaded{path: binPath, how: "binary", elf: bin}
+	root := &loaded{path: binPath, origin: path.Dir(binPath), how: "binary", elf: bin}
 	g.objects = append(g.objects, root)
 	if interp != nil {
 		g.objects = append(g.objects, interp)
@@ -178,11 +182,11 @@ func (s *searcher) find(name string, obj *loaded, parents map[*loaded]*loaded) (
 	if strings.Contains(name, "/") {
 		return try("/", "path in DT_NEEDED"), searched
 	}
-	origin := path.Dir(obj.path)
-	expand := func(dirs []string) []string {
+	// Each object's run paths expand $ORIGIN with that object's own origin.
+	expand := func(owner *loaded, dirs []string) []string {
 		out := make([]string, 0, len(dirs))
 		for _, d := range dirs {
-			d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
+			d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", owner.origin), "$ORIGIN", owner.origin)
 			out = append(out, d)
 		}
 		return out
@@ -196,7 +200,7 @@ func (s *searcher) find(name string, obj *loaded, parents map[*loaded]*loaded) (
 			}
 		}
 		for p := obj; p != nil; p = parents[p] {
-			for _, d := range expand(append(append([]string{}, p.elf.RunPath...), p.elf.RPath...)) {
+			for _, d := range expand(p, append(append([]string{}, p.elf.RunPath...), p.elf.RPath...)) {
 				if l := try(d, "rpath of "+p.path); l != nil {
 					return l, searched
 				}
@@ -217,7 +221,7 @@ func (s *searcher) find(name string, obj *loaded, parents map[*loaded]*loaded) (
 			if len(p.elf.RunPath) > 0 {
 				continue
 			}
-			for _, d := range expand(p.elf.RPath) {
+			for _, d := range expand(p, p.elf.RPath) {
 				if l := try(d, "DT_RPATH of "+p.path); l != nil {
 					return l, searched
 				}
@@ -229,7 +233,7 @@ func (s *searcher) find(name string, obj *loaded, parents map[*loaded]*loaded) (
 			return l, searched
 		}
 	}
-	for _, d := range expand(obj.elf.RunPath) {
+	for _, d := range expand(obj, obj.elf.RunPath) {
 		if l := try(d, "DT_RUNPATH of "+obj.path); l != nil {
 			return l, searched
 		}
@@ -268,5 +272,5 @@ func (s *searcher) open(p, how string) *loaded {
 	if err != nil || obj.Arch != s.arch {
 		return nil
 	}
-	return &loaded{path: real, how: how, elf: obj}
+	return &loaded{path: real, origin: path.Dir(path.Clean("/" + p)), how: how, elf: obj}
 }

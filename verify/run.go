@@ -55,10 +55,13 @@ func (s *subject) checkRun(ctx context.Context, rep *Report, pred Prediction) {
 		skip("no runner was given")
 		return
 	}
+	// The image's platform decides how a runtime starts it: natively on a
+	// host of that arch (a foreign binary then fails, as it would there),
+	// through qemu-user for that arch otherwise.
 	var qemu string
-	if s.elf.Arch != hostArch {
-		if qemu = s.in.Runner.QEMU[s.elf.Arch]; qemu == "" {
-			skip(fmt.Sprintf("%s binaries cannot run on this %s host without qemu-user (install the Debian package qemu-user-static)", s.elf.Arch, hostArch))
+	if arch := s.in.Platform.Arch; arch != hostArch {
+		if qemu = s.in.Runner.QEMU[arch]; qemu == "" {
+			skip(fmt.Sprintf("%s images cannot run on this %s host without qemu-user (install the Debian package qemu-user-static)", s.in.Platform, hostArch))
 			return
 		}
 	}
@@ -80,7 +83,9 @@ func (s *subject) checkRun(ctx context.Context, rep *Report, pred Prediction) {
 		Devices: []string{"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"},
 	}
 	argv := func(args []string) []string {
-		a := append([]string{s.binary}, args...)
+		// The entrypoint as written: a multi-call binary (busybox) looks
+		// at the name it was started under.
+		a := append([]string{rep.Binary}, args...)
 		if qemu != "" {
 			a = append([]string{qemuPath}, a...)
 		}
