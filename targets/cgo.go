@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // CgoPackage is a non-standard-library package that has cgo code.
@@ -49,12 +51,17 @@ type listedPackage struct {
 // and what it loses. env is the build environment of the row (GOOS, GOARCH,
 // caches); tags are its build tags.
 func AnalyzeCgo(ctx context.Context, dir, main string, tags []string, env []string) ([]CgoPackage, error) {
-	with, err := goList(ctx, dir, main, tags, setEnv(env, "CGO_ENABLED", "1"))
-	if err != nil {
-		return nil, err
-	}
-	without, err := goList(ctx, dir, main, tags, setEnv(env, "CGO_ENABLED", "0"))
-	if err != nil {
+	var with, without map[string]listedPackage
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		with, err = goList(gctx, dir, main, tags, setEnv(env, "CGO_ENABLED", "1"))
+		return err
+	})
+	g.Go(func() (err error) {
+		without, err = goList(gctx, dir, main, tags, setEnv(env, "CGO_ENABLED", "0"))
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	var out []CgoPackage
