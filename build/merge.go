@@ -123,11 +123,22 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 	if err != nil {
 		return err
 	}
+	if r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain); err != nil {
+		return err
+	}
+	r.spec = spec
 	r.publishing = true
 	if err := push(ctx, repo, arts, remoteOpts); err != nil {
 		return err
 	}
 	r.recordPublished(arts, repo, 0)
+	if r.signer != nil {
+		// The split jobs' binaries are not here: the merge signs every
+		// digest and attests the verification reports, not SBOMs.
+		if err := r.signPushed(ctx, repo, arts); err != nil {
+			return err
+		}
+	}
 	return r.tag(repo, arts, remoteOpts)
 }
 

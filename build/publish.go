@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -13,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kilnbuild/kiln/internal/layoutdir"
 )
 
 // artifact is what a target publishes: one image, or an index of platform
@@ -48,55 +48,29 @@ func (a *artifact) digest() (v1.Hash, error) {
 // the layout beside dir and swaps it in only when complete, so a failure
 // leaves the previous layout (or none) rather than a half-written one.
 func writeLayout(dir string, arts []*artifact) error {
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", parent, err)
-	}
-	tmp, err := os.MkdirTemp(parent, ".oci-new-")
-	if err != nil {
-		return fmt.Errorf("creating a temporary layout in %s: %w", parent, err)
-	}
-	defer os.RemoveAll(tmp)
-	p, err := layout.Write(tmp, empty.Index)
-	if err != nil {
-		return fmt.Errorf("starting the layout: %w", err)
-	}
-	for _, a := range arts {
-		opt := layout.WithAnnotations(map[string]string{AnnotationRefName: a.target})
-		if a.index != nil {
-			err = p.AppendIndex(a.index, opt)
-		} else {
-			err = p.AppendImage(a.image, opt)
-		}
+	return layoutdir.Replace(dir, func(tmp string) error {
+		p, err := layout.Write(tmp, empty.Index)
 		if err != nil {
-			return fmt.Errorf("writing %s into the layout: %w", a.target, err)
+			return fmt.Errorf("starting the layout: %w", err)
 		}
-		for _, n := range slices.Sorted(maps.Keys(a.perPlatform)) {
-			if err := p.AppendImage(a.perPlatform[n], layout.WithAnnotations(map[string]string{AnnotationRefName: n})); err != nil {
-				return fmt.Errorf("writing %s into the layout: %w", n, err)
+		for _, a := range arts {
+			opt := layout.WithAnnotations(map[string]string{AnnotationRefName: a.target})
+			if a.index != nil {
+				err = p.AppendIndex(a.index, opt)
+			} else {
+				err = p.AppendImage(a.image, opt)
+			}
+			if err != nil {
+				return fmt.Errorf("writing %s into the layout: %w", a.target, err)
+			}
+			for _, n := range slices.Sorted(maps.Keys(a.perPlatform)) {
+				if err := p.AppendImage(a.perPlatform[n], layout.WithAnnotations(map[string]string{AnnotationRefName: n})); err != nil {
+					return fmt.Errorf("writing %s into the layout: %w", n, err)
+				}
 			}
 		}
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	old := ""
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + "-old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("moving the previous layout aside: %w", err)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			_ = os.Rename(old, dir)
-		}
-		return fmt.Errorf("moving the new layout into place: %w", err)
-	}
-	if old != "" {
-		return os.RemoveAll(old)
-	}
-	return nil
+		return nil
+	})
 }
 
 // push uploads every artifact by digest in one pass, so blobs shared by

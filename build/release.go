@@ -8,6 +8,7 @@ package build
 
 import (
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kilnbuild/kiln/sign"
 
 	"github.com/kilnbuild/kiln/targets"
 	"github.com/kilnbuild/kiln/verify"
@@ -95,6 +98,8 @@ type release struct {
 	runner     *verify.Runner
 	publishing bool     // every row passed; publishing started
 	goHost     []string // the host environment with the go command's cache directories
+	signer     *sign.Signer
+	spec       ImageSpec
 }
 
 type rowState struct {
@@ -103,6 +108,7 @@ type rowState struct {
 	base       v1.Image
 	baseDigest v1.Hash
 	image      v1.Image
+	buildInfo  *buildinfo.BuildInfo // of the built binary, for the SBOM
 }
 
 func (r *release) progress(stage string, row *rowState, format string, args ...any) {
@@ -157,9 +163,16 @@ func (r *release) run(ctx context.Context) error {
 		r.res.Rows = append(r.res.Rows, r.rows[len(r.rows)-1].res)
 	}
 
+	r.spec = spec
 	bases, err := r.resolveBases(ctx)
 	if err != nil {
 		return err
+	}
+	// Split jobs (--no-tag) leave signing to --merge.
+	if !r.opts.NoTag {
+		if r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain); err != nil {
+			return err
+		}
 	}
 	if err := r.buildAll(ctx, spec); err != nil {
 		return err
@@ -187,6 +200,16 @@ func (r *release) run(ctx context.Context) error {
 		}
 	}
 	r.recordPublished(arts, repo, time.Since(start))
+	if r.signer != nil {
+		if r.opts.Push {
+			err = r.signPushed(ctx, repo, arts)
+		} else {
+			err = r.signLayouts(ctx, arts)
+		}
+		if err != nil {
+			return err
+		}
+	}
 
 	if r.opts.Push && !r.opts.NoTag {
 		return r.tag(repo, arts, remoteOpts)
@@ -290,6 +313,7 @@ func (r *release) buildAll(ctx context.Context, spec ImageSpec) error {
 			start = time.Now()
 			data, err := readBinary(bin)
 			if err == nil {
+				rs.buildInfo = readBuildInfo(data)
 				rs.image, err = Assemble(rs.base, rs.row.Target.Base, rs.baseDigest, data, spec)
 			}
 			var d v1.Hash

@@ -22,6 +22,7 @@ type Config struct {
 	Platforms []string                 `kiln:"platforms"`
 	Targets   map[string]*TargetConfig `kiln:"targets"`
 	Verify    VerifyConfig             `kiln:"verify"`
+	Sign      SignConfig               `kiln:"sign"`
 
 	// File is the config file's path as given; relative paths in the
 	// config (app.dir, image.output, oci: bases) are relative to its directory.
@@ -86,6 +87,27 @@ type TargetConfig struct {
 	Verify VerifyConfig `kiln:"verify"`
 }
 
+// SignConfig says how released images are signed (SPEC §5).
+type SignConfig struct {
+	Key     string   `kiln:"key"`     // a cosign key file, env://VAR or a KMS URI; empty: no signing
+	TLog    bool     `kiln:"tlog"`    // upload to a transparency log (needs network)
+	Keyless bool     `kiln:"keyless"` // Fulcio + Rekor instead of a key (needs network)
+	Attest  []string `kiln:"attest"`  // sbom, verification
+}
+
+// Enabled reports whether images are signed.
+func (s SignConfig) Enabled() bool { return s.Key != "" || s.Keyless }
+
+// Attests reports whether the attestation kind is wanted.
+func (s SignConfig) Attests(kind string) bool {
+	for _, a := range s.Attest {
+		if a == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // VerifyConfig is a verify block. Unset fields are nil, so that a target's
 // block overrides only the keys it names (Policy merges them).
 type VerifyConfig struct {
@@ -112,6 +134,7 @@ func Defaults() map[string]any {
 		"image.entrypoint": "/app",
 		"image.user":       "65532:65532",
 		"platforms":        []string{"linux/amd64"},
+		"sign.attest":      []string{"sbom", "verification"},
 	}
 }
 

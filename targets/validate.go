@@ -114,6 +114,14 @@ func (c *Config) validate() error {
 	if err := c.Verify.check(bad, "verify"); err != nil {
 		return err
 	}
+	if c.Sign.Key != "" && c.Sign.Keyless {
+		return bad("sign.keyless", "use either sign.key or sign.keyless: true", "a key and keyless signing are both set")
+	}
+	for _, a := range c.Sign.Attest {
+		if a != "sbom" && a != "verification" {
+			return bad("sign.attest", "use sbom and/or verification", "unknown attestation %q", a)
+		}
+	}
 
 	if len(c.Targets) == 0 {
 		return bad("targets", "add a target, e.g. targets: {static: {libc: none, base: scratch}}", "no targets")

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kilnbuild/kiln/build"
+	"github.com/kilnbuild/kiln/sign"
 	"github.com/kilnbuild/kiln/targets"
 )
 
@@ -51,6 +52,7 @@ func exitCode(err error) int {
 		pe *build.CompileError
 		re *build.RegistryError
 		ve *build.VerifyError
+		se *sign.Error
 		fe findingsError
 	)
 	switch {
@@ -58,7 +60,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitCompile
-	case errors.As(err, &re):
+	case errors.As(err, &re), errors.As(err, &se):
 		return exitRegistry
 	case errors.As(err, &fe), errors.As(err, &ve):
 		return exitVerify

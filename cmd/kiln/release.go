@@ -149,6 +149,7 @@ func newRelease(g *globalFlags) *cobra.Command {
 		opts   build.Options
 		asJSON bool
 		merge  bool
+		key    string
 	)
 	cmd := &cobra.Command{
 		Use:   "release [--merge RELEASE.JSON...]",
@@ -170,6 +171,9 @@ func newRelease(g *globalFlags) *cobra.Command {
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
+			}
+			if key != "" {
+				cfg.Sign.Key, cfg.Sign.Keyless = key, false
 			}
 			if merge && (len(sel.targets) > 0 || len(sel.platforms) > 0 || opts.NoTag) {
 				return usageError{fmt.Errorf("--merge takes the whole plan: drop --target, --platform and --no-tag")}
@@ -213,6 +217,7 @@ func newRelease(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&merge, "merge", false, "assemble, tag (and sign) the rows that split jobs pushed; arguments are their release.json files")
 	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "builds to run at once")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print release.json to stdout")
+	cmd.Flags().StringVar(&key, "key", "", "sign with this cosign key (a file, env://VAR or a KMS URI); overrides sign.key")
 	return cmd
 }
 

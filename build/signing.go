@@ -1,0 +1,169 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"debug/buildinfo"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kilnbuild/kiln/sign"
+	"github.com/kilnbuild/kiln/targets"
+)
+
+// newSigner loads the signing key of the config, before anything is built:
+// a wrong password or a missing key must not cost a build, and nothing is
+// signed (or pushed) after it fails.
+func newSigner(ctx context.Context, cfg targets.SignConfig, keychain authn.Keychain) (*sign.Signer, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	return sign.New(ctx, sign.Options{
+		Key: cfg.Key, TLog: cfg.TLog, Keyless: cfg.Keyless,
+		RemoteOpts: []remote.Option{remote.WithAuthFromKeychain(keychain)},
+	})
+}
+
+// signPushed signs every pushed digest (each target's index and each of its
+// platform images) and attaches each platform image's attestations, after
+// every target was pushed and before any tag is written.
+func (r *release) signPushed(ctx context.Context, repo name.Repository, arts []*artifact) error {
+	start := time.Now()
+	for _, a := range arts {
+		d, err := a.digest()
+		if err != nil {
+			return err
+		}
+		if a.index != nil {
+			if err := r.signer.SignRemote(ctx, repo.Digest(d.String())); err != nil {
+				return err
+			}
+		}
+		for _, rs := range r.rowsOf(a.target) {
+			ref := repo.Digest(rs.res.ImageDigest)
+			if err := r.signer.SignRemote(ctx, ref); err != nil {
+				return err
+			}
+			for _, att := range r.attestations(rs) {
+				if err := r.signer.AttestRemote(ctx, ref, att.predicateType, att.predicate); err != nil {
+					return err
+				}
+			}
+			rs.res.Signed = true
+		}
+		r.progress("sign", nil, "%s: %s@%s", a.target, repo, d)
+	}
+	r.res.Timings.add("sign", time.Since(start))
+	return nil
+}
+
+// signLayouts writes one cosign-readable layout per target under
+// <output>/signed/<target> (a layout can carry the signatures of a single
+// subject), signs the target's image or index there and attaches each
+// platform image's attestations to it.
+func (r *release) signLayouts(ctx context.Context, arts []*artifact) error {
+	start := time.Now()
+	for _, a := range arts {
+		dir := filepath.Join(r.plan.Output, "signed", a.target)
+		d, err := sign.WriteSignedLayout(dir, a.taggable())
+		if err != nil {
+			return err
+		}
+		if err := r.signer.SignLayout(ctx, dir, d); err != nil {
+			return err
+		}
+		for _, rs := range r.rowsOf(a.target) {
+			for _, att := range r.attestations(rs) {
+				if err := r.signer.AttestLayout(ctx, dir, d, att.predicateType, att.predicate); err != nil {
+					return err
+				}
+			}
+			rs.res.Signed = true
+		}
+		r.progress("sign", nil, "%s: %s", a.target, dir)
+	}
+	r.res.Timings.add("sign", time.Since(start))
+	return nil
+}
+
+type attestation struct {
+	predicateType string
+	predicate     []byte
+}
+
+// attestations are what sign.attest asks for, for one row: the SPDX SBOM
+// of its binary and base, and its verification report.
+func (r *release) attestations(rs *rowState) []attestation {
+	cfg := r.plan.Config.Sign
+	var out []attestation
+	if cfg.Attests("sbom") && rs.buildInfo != nil {
+		base := sign.BaseRef{Name: rs.row.Target.Base.Name(), Digest: rs.res.Base.Digest}
+		if sbom, err := sign.SBOM(r.plan.Config.App.Name, rs.buildInfo, base, r.spec.Created); err == nil {
+			out = append(out, attestation{sign.SBOMPredicateType, sbom})
+		}
+	}
+	if cfg.Attests("verification") {
+		p := sign.VerificationPredicate{KilnVersion: r.opts.UserAgent, Target: rs.row.Target.Name, Platform: rs.row.Platform.String(),
+			Libc: string(rs.row.Target.Libc), Passed: true}
+		for _, c := range rs.res.Checks {
+			p.Checks = append(p.Checks, sign.Check{ID: c.ID, Status: string(c.Status), Evidence: c.Evidence})
+			if c.Status == "fail" {
+				p.Passed = false
+			}
+		}
+		if data, err := p.JSON(); err == nil {
+			out = append(out, attestation{sign.VerificationPredicateType, data})
+		}
+	}
+	return out
+}
+
+func (r *release) rowsOf(target string) []*rowState {
+	var out []*rowState
+	for _, rs := range r.rows {
+		if rs.row.Target.Name == target {
+			out = append(out, rs)
+		}
+	}
+	return out
+}
+
+// readBuildInfo reads the build info of a binary kiln just built.
+func readBuildInfo(data []byte) *buildinfo.BuildInfo {
+	bi, err := buildinfo.Read(bytes.NewReader(data))
+	if err != nil {
+		return nil
+	}
+	return bi
+}
+
+// SignImage signs one image or index already in a registry, by digest
+// (kiln sign). A tag is refused: what it points to can change between
+// reading and signing.
+func SignImage(ctx context.Context, ref string, cfg targets.SignConfig, keychain authn.Keychain) (v1.Hash, error) {
+	d, err := name.NewDigest(ref)
+	if err != nil {
+		return v1.Hash{}, &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("%q is not a reference by digest (%v)", ref, err),
+			Fix: "sign REPO@sha256:…; signing a tag is a race (`crane digest REPO:TAG` gives the digest)"}
+	}
+	if keychain == nil {
+		keychain = authn.DefaultKeychain
+	}
+	s, err := newSigner(ctx, cfg, keychain)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if s == nil {
+		return v1.Hash{}, &targets.ConfigError{Key: "--key", Problem: "no key to sign with", Fix: "pass --key cosign.key (or env://VAR, or a KMS URI)"}
+	}
+	if err := s.SignRemote(ctx, d); err != nil {
+		return v1.Hash{}, err
+	}
+	return v1.NewHash(d.DigestStr())
+}
