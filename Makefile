@@ -12,7 +12,7 @@ BASE_PKGS := ca-certificates tzdata libc6 libgcc-s1 libc6-arm64-cross libgcc-s1-
 # C toolchains of the cgo targets: glibc (native and arm64 cross), musl.
 CGO_PKGS  := gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools
 # What the end-to-end tests drive: a real registry, reference clients, runtimes.
-TEST_PKGS := $(BASE_PKGS) $(CGO_PKGS) git docker-registry skopeo umoci runc qemu-user-static
+TEST_PKGS := $(BASE_PKGS) $(CGO_PKGS) git docker-registry skopeo umoci runc podman qemu-user-static
 CRANE_VERSION := v0.22.1
 COSIGN_VERSION := v2.6.5
 # zig is the musl cross compiler for arm64 (Debian has no aarch64 musl gcc).

@@ -20,6 +20,8 @@ type Prepared struct {
 	Image  v1.Image // the base image for the row's platform
 	Digest v1.Hash  // its manifest digest; zero for scratch
 	FS     *verify.FS
+
+	runtime *containerRuntime // builder: container only
 }
 
 // Preflight resolves every row's base image and checks what the row needs
@@ -35,6 +37,8 @@ func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([
 	bases := map[string]*Base{}
 	filesystems := map[v1.Hash]*verify.FS{}
 	hostGlibc := map[string]string{}
+	runtimes := map[string]*containerRuntime{}
+	images := map[string]bool{}
 	out := make([]*Prepared, len(p.Rows))
 	for i := range p.Rows {
 		row := &p.Rows[i]
@@ -54,6 +58,21 @@ func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([
 		}
 		prep := &Prepared{Base: b, Image: img, Digest: d}
 		out[i] = prep
+		if bl := row.Target.Builder; bl.Container {
+			key := "targets." + row.Target.Name + ".builder_image"
+			if prep.runtime = runtimes[bl.Runtime]; prep.runtime == nil {
+				if prep.runtime, err = findRuntime(ctx, bl.Runtime); err != nil {
+					return nil, p.Config.Errorf("targets."+row.Target.Name+".builder_runtime", "install podman (Debian package podman) or docker with a running engine", "%v", err)
+				}
+				runtimes[bl.Runtime] = prep.runtime
+			}
+			if !images[bl.Image.Raw] {
+				if err := prep.runtime.ensureImage(ctx, bl.Image.Raw); err != nil {
+					return nil, p.Config.Errorf(key, "pull or load it (docker/podman pull), or correct the digest", "%v", err)
+				}
+				images[bl.Image.Raw] = true
+			}
+		}
 		if !row.CGO() || ref.Kind == targets.BaseScratch {
 			continue // scratch with cgo is refused from the config; static rows need nothing from the base
 		}

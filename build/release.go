@@ -109,6 +109,7 @@ type rowState struct {
 	baseDigest v1.Hash
 	image      v1.Image
 	buildInfo  *buildinfo.BuildInfo // of the built binary, for the SBOM
+	runtime    *containerRuntime    // builder: container
 }
 
 func (r *release) progress(stage string, row *rowState, format string, args ...any) {
@@ -266,7 +267,11 @@ func (r *release) resolveBases(ctx context.Context) (map[string]*Base, error) {
 	bases := map[string]*Base{}
 	for i, rs := range r.rows {
 		prep := prepared[i]
-		rs.base, rs.baseDigest = prep.Image, prep.Digest
+		rs.base, rs.baseDigest, rs.runtime = prep.Image, prep.Digest, prep.runtime
+		rs.res.Builder = "host"
+		if prep.runtime != nil {
+			rs.res.Builder = prep.runtime.name + " " + rs.row.Target.Builder.Image.Raw
+		}
 		bases[rs.row.Target.Base.Raw] = prep.Base
 		if prep.Digest != (v1.Hash{}) {
 			rs.res.Base.Digest = prep.Digest.String()
@@ -297,7 +302,13 @@ func (r *release) buildAll(ctx context.Context, spec ImageSpec) error {
 		g.Go(func() error {
 			r.progress("compile", rs, "go build (CGO_ENABLED=%s)", map[bool]string{true: "1", false: "0"}[rs.row.CGO()])
 			start := time.Now()
-			bin, err := compile(gctx, r.plan, rs.row, tmp, host)
+			var bin string
+			var err error
+			if rs.row.Target.Builder.Container {
+				bin, err = compileInContainer(gctx, r.plan, rs.row, rs.runtime, tmp, host)
+			} else {
+				bin, err = compile(gctx, r.plan, rs.row, tmp, host)
+			}
 			rs.res.Timings.add("compile", time.Since(start))
 			if err != nil {
 				rs.res.Status = StatusFailed

@@ -29,6 +29,7 @@ type RowResult struct {
 	Platform    string           `json:"platform"`
 	Libc        string           `json:"libc"`
 	CGOEnabled  bool             `json:"cgo_enabled"`
+	Builder     string           `json:"builder"` // host, or "<runtime> <builder image>"
 	BuildTags   []string         `json:"build_tags"`
 	Base        BaseInfo         `json:"base"`
 	ImageDigest string           `json:"image_digest,omitempty"`

@@ -80,6 +80,7 @@ type TargetConfig struct {
 	Builder        string   `kiln:"builder"`         // host (default) | container
 	BuilderImage   string   `kiln:"builder_image"`   // container builder image, pinned by digest
 	BuilderRuntime string   `kiln:"builder_runtime"` // auto | docker | podman
+	BuilderNetwork bool     `kiln:"builder_network"` // let the build container reach the network
 	Tags           []string `kiln:"tags"`
 	Ldflags        []string `kiln:"ldflags"`
 	Env            []string `kiln:"env"`

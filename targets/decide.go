@@ -15,44 +15,58 @@ import (
 // Analyze.
 func checkTarget(cfg *Config, t *Target, tc *TargetConfig) error {
 	key := "targets." + t.Name
-	bad := func(sub, problem, fix string) error {
-		return cfg.Errorf(key+sub, fix, "%s", problem)
+	bad := func(sub, fix, format string, args ...any) error {
+		return cfg.Errorf(key+sub, fix, format, args...)
 	}
 	switch tc.Builder {
 	case "", "host":
+		if tc.BuilderImage != "" || tc.BuilderRuntime != "" || tc.BuilderNetwork {
+			return bad(".builder_image", "remove them, or set builder: container", "builder_image, builder_runtime and builder_network apply to builder: container")
+		}
 	case "container":
-		return bad(".builder", "builder: container (building inside a golang:*-alpine image) is not supported by this version of kiln yet",
-			"use builder: host with musl-gcc (Debian package musl-tools)")
+		if tc.BuilderImage == "" {
+			return bad(".builder_image", "set builder_image, e.g. golang:1.22-alpine@sha256:<64 hex>", "builder: container needs an image to build in")
+		}
+		img, err := ParseBase(tc.BuilderImage)
+		if err != nil || img.Kind != BaseRegistry {
+			return bad(".builder_image", "write an image reference, e.g. golang:1.22-alpine@sha256:<64 hex>", "%q is not an image reference", tc.BuilderImage)
+		}
+		if !img.Pinned() {
+			return bad(".builder_image", "pin it: docker/podman image inspect --format '{{.Digest}}' or crane digest give the digest", "%q is not pinned by digest; the toolchain could change under you", tc.BuilderImage)
+		}
+		switch tc.BuilderRuntime {
+		case "", "auto", "docker", "podman":
+		default:
+			return bad(".builder_runtime", "use auto, docker or podman", "unknown runtime %q", tc.BuilderRuntime)
+		}
+		t.Builder = Builder{Container: true, Image: img, Runtime: orDefault(tc.BuilderRuntime, "auto"), Network: tc.BuilderNetwork}
 	default:
-		return bad(".builder", fmt.Sprintf("unknown builder %q", tc.Builder), "use host or container")
-	}
-	if tc.BuilderImage != "" || tc.BuilderRuntime != "" {
-		return bad(".builder_image", "builder_image and builder_runtime only apply to builder: container", "remove them")
+		return bad(".builder", "use host or container", "unknown builder %q", tc.Builder)
 	}
 	switch t.Link {
 	case LinkDynamic:
 	case LinkStatic:
 		switch t.Libc {
 		case LibcNone:
-			return bad(".link", "link applies to cgo targets; libc: none is always static", "remove link")
+			return bad(".link", "remove link", "link applies to cgo targets; libc: none is always static")
 		case LibcGlibc:
-			return bad(".link", "a static glibc binary breaks NSS and dlopen: DNS through nsswitch.conf and user/group lookups fail or load a host-mismatched libc at run time",
-				"use libc: musl with link: static for a fully static cgo binary, or link: dynamic on a glibc base")
+			return bad(".link", "use libc: musl with link: static for a fully static cgo binary, or link: dynamic on a glibc base",
+				"a static glibc binary breaks NSS and dlopen: DNS through nsswitch.conf and user/group lookups fail or load a host-mismatched libc at run time")
 		}
 	default:
-		return bad(".link", fmt.Sprintf("unknown link mode %q", t.Link), "use dynamic or static")
+		return bad(".link", "use dynamic or static", "unknown link mode %q", t.Link)
 	}
 	if t.Libc == LibcNone && tc.CC != "" {
-		return bad(".cc", "cc applies to cgo targets; libc: none builds with CGO_ENABLED=0", "remove cc")
+		return bad(".cc", "remove cc", "cc applies to cgo targets; libc: none builds with CGO_ENABLED=0")
 	}
 	if t.Base.Kind == BaseScratch {
 		switch {
 		case t.Libc == LibcGlibc:
-			return bad(".base", "scratch has no glibc loader or libraries, so a glibc binary cannot start on it (`exec /app: no such file or directory`)",
-				"use a glibc base (distroless/base, debian), or libc: musl with link: static on scratch")
+			return bad(".base", "use a glibc base (distroless/base, debian), or libc: musl with link: static on scratch",
+				"scratch has no glibc loader or libraries, so a glibc binary cannot start on it (`exec /app: no such file or directory`)")
 		case t.Libc == LibcMusl && t.Link != LinkStatic:
-			return bad(".base", "scratch has no musl loader, so a dynamic musl binary cannot start on it",
-				"add link: static to build a fully static musl binary, or use an alpine base")
+			return bad(".base", "add link: static to build a fully static musl binary, or use an alpine base",
+				"scratch has no musl loader, so a dynamic musl binary cannot start on it")
 		}
 	}
 	return nil
@@ -94,11 +108,19 @@ func (p *Plan) Analyze(ctx context.Context, host []string) error {
 
 // Decision says in one line what kiln will build for the row and why.
 func (r Row) Decision() string {
+	where := ""
+	if r.Target.Builder.Container {
+		where = " inside " + r.Target.Builder.Image.Raw
+	}
+	cc := r.Toolchain.CC
+	if cc == "" {
+		cc = "the image's cc"
+	}
 	switch {
 	case r.Target.Libc == LibcNone:
-		return "static Go binary (CGO_ENABLED=0)"
+		return "static Go binary (CGO_ENABLED=0)" + where
 	case r.Target.Link == LinkStatic:
-		return fmt.Sprintf("fully static cgo binary against musl with %s (-linkmode external -extldflags -static)", r.Toolchain.CC)
+		return fmt.Sprintf("fully static cgo binary against musl with %s%s (-linkmode external -extldflags -static)", cc, where)
 	}
-	return fmt.Sprintf("dynamic cgo binary against %s with %s; the image must provide %s", r.Target.Libc, r.Toolchain.CC, r.Loader())
+	return fmt.Sprintf("dynamic cgo binary against %s with %s%s; the image must provide %s", r.Target.Libc, cc, where, r.Loader())
 }

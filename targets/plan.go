@@ -117,6 +117,13 @@ func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
 				continue
 			}
 			row := Row{Target: t, Platform: pl}
+			if t.Builder.Container {
+				// The builder image brings its own C compiler (its default
+				// cc, or the target's cc key); the host's is not involved.
+				row.Toolchain = Toolchain{CC: tc.CC, Source: "the builder image"}
+				p.Rows = append(p.Rows, row)
+				continue
+			}
 			if row.Toolchain, err = SelectToolchain(t.Libc, pl, hostArch, tc.CC, look); err != nil {
 				return nil, cfg.Errorf("targets."+n+".libc", "build "+pl.String()+" with libc: none, or set cc: for this target", "%s", err.Error())
 			}
@@ -193,7 +200,9 @@ func (r Row) BuildEnv(host []string) []string {
 	}
 	if r.CGO() {
 		env["CGO_ENABLED"] = "1"
-		env["CC"] = r.Toolchain.CC
+		if r.Toolchain.CC != "" {
+			env["CC"] = r.Toolchain.CC
+		}
 	} else {
 		env["CGO_ENABLED"] = "0"
 	}

@@ -25,6 +25,7 @@ type Target struct {
 	Base    BaseRef
 	Default bool
 	Link    string   // LinkDynamic or LinkStatic
+	Builder Builder  // where the go build runs
 	Tags    []string // build tags: app.tags then the target's
 	Ldflags []string // app.ldflags then the target's
 	Env     []string // app.env then the target's, KEY=VALUE; later entries win
@@ -202,4 +203,20 @@ func (r Row) Loader() string {
 		return ""
 	}
 	return Loader(r.Target.Libc, r.Platform)
+}
+
+// Builder is where a target's go build runs: on the host, or inside a
+// builder image (golang:*-alpine) through docker or podman.
+type Builder struct {
+	Container bool
+	Image     BaseRef // pinned by digest
+	Runtime   string  // auto, docker or podman
+	Network   bool    // the build container may reach the network
+}
+
+func (b Builder) String() string {
+	if !b.Container {
+		return "host"
+	}
+	return "container"
 }

@@ -244,6 +244,7 @@ func TestScripts(t *testing.T) {
 
 			env.Setenv("HELLO", hello)
 			env.Setenv("SQLITE", filepath.Join(filepath.Dir(hello), "sqlite"))
+			env.Setenv("ROOT", filepath.Dir(filepath.Dir(hello)))
 			env.Setenv("BASES", fx.bases)
 			for n, d := range fx.digests {
 				env.Setenv(strings.ToUpper(n)+"_DIGEST", d)

@@ -99,7 +99,7 @@ func planRows(p *targets.Plan) []planRow {
 	rows := make([]planRow, 0, len(p.Rows))
 	for _, r := range p.Rows {
 		row := planRow{
-			Target: r.Target.Name, Platform: r.Platform.String(), Libc: string(r.Target.Libc), Builder: "host",
+			Target: r.Target.Name, Platform: r.Platform.String(), Libc: string(r.Target.Libc), Builder: r.Target.Builder.String(),
 			CC: r.Toolchain.CC, CGOEnabled: r.CGO(), Base: r.Target.Base.Raw, Loader: r.Loader(), Default: r.Target.Default,
 			BuildTags: append([]string{}, r.Target.Tags...), Cgo: append([]targets.CgoPackage{}, r.Cgo...),
 			Decision: r.Decision(), Warnings: r.Warnings,
