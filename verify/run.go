@@ -426,3 +426,29 @@ func firstLine(s string) string {
 	}
 	return ": " + line
 }
+
+// SandboxCheck reports whether run.* can run here: it starts the sandbox
+// on an empty root and returns why not, or "" when it works.
+func SandboxCheck(ctx context.Context) string {
+	dir, err := os.MkdirTemp(sandboxTempDir(""), "kiln-probe-")
+	if err != nil {
+		return err.Error()
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err.Error()
+	}
+	for _, d := range []string{"proc", "dev"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			return err.Error()
+		}
+	}
+	res, err := runSandbox(ctx, sandboxConfig{Root: dir, Argv: []string{"/probe"}, Dir: "/", Timeout: time.Second, Runs: 1, Parallel: 1, MaxOutput: 1024})
+	switch {
+	case err != nil:
+		return err.Error()
+	case res.Setup != "":
+		return res.Setup
+	}
+	return ""
+}

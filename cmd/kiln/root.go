@@ -33,7 +33,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "kiln.yaml", "config file")
 	root.PersistentFlags().StringArrayVar(&g.sets, "set", nil, "override a config key, e.g. --set image.repository=127.0.0.1:5000/hello (repeatable; lists are comma-separated)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPlan(g), newRelease(g), newLock(g), newVerify(), newSign(), newVersion())
+	root.AddCommand(newPlan(g), newRelease(g), newLock(g), newVerify(), newSign(), newDoctor(), newVersion())
 	return root
 }
 
