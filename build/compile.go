@@ -3,8 +3,11 @@ package build
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 
@@ -35,15 +38,39 @@ func goEnvCaches(ctx context.Context, host []string) ([]string, error) {
 }
 
 // compile runs one `go build` for row into dir and returns the binary's path.
+//
+// The binary goes to a per-row path that persists between runs (keyed by
+// the module, the row and its exact build arguments and environment), so
+// that when nothing changed go build finds it up to date and skips the
+// link, as it does for a developer's own `go build -o`.
 func compile(ctx context.Context, p *targets.Plan, row targets.Row, dir string, host []string) (string, error) {
-	out := filepath.Join(dir, row.ID(), "app")
+	env := row.BuildEnv(host)
+	out := filepath.Join(binCacheDir(dir, p.Dir, row, env), "app")
 	cmd := exec.CommandContext(ctx, "go", p.BuildArgs(row, out)...)
 	cmd.Dir = p.Dir
-	cmd.Env = row.BuildEnv(host)
+	cmd.Env = env
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
 		return "", &CompileError{Row: row.ID(), Output: output.String(), Err: err}
 	}
 	return out, nil
+}
+
+// binCacheDir is where a row's binary is written: under the user's cache
+// directory, in a directory named by a hash of everything that decides the
+// binary, or under fallback when there is no usable cache directory.
+func binCacheDir(fallback, module string, row targets.Row, env []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%q\x00%q\x00%s\n", module, row.ID(), row.Target.Tags, row.Target.Ldflags, env, row.Target.Link)
+	key := hex.EncodeToString(h.Sum(nil))[:24]
+	if base, err := os.UserCacheDir(); err == nil {
+		dir := filepath.Join(base, "kiln", "bin", key)
+		if os.MkdirAll(dir, 0o755) == nil {
+			return dir
+		}
+	}
+	dir := filepath.Join(fallback, row.ID())
+	_ = os.MkdirAll(dir, 0o755)
+	return dir
 }
