@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"go/build"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/kilnbuild/kiln/internal/testregistry"
 	"github.com/kilnbuild/kiln/sign"
 )
 
@@ -165,60 +164,13 @@ func getFixture(t *testing.T) *fixture {
 	return fix
 }
 
-// startRegistry runs the real registry on a free loopback port with a
-// throwaway config and storage, and waits until /v2/ answers.
+// startRegistry runs the real registry on a free loopback port.
 func startRegistry(bin, root string) (stop func(), addr string, err error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := testregistry.Start(bin, filepath.Join(root, "registry"))
 	if err != nil {
 		return nil, "", err
 	}
-	addr = l.Addr().String()
-	l.Close()
-	cfg := filepath.Join(root, "registry.yml")
-	conf := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(root, "registry-data"), addr)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		return nil, "", err
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	stop = func() {
-		cmd.Process.Kill()
-		<-done
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return nil, "", fmt.Errorf("docker-registry exited:\n%s", logs.String())
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return stop, addr, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	stop()
-	return nil, "", fmt.Errorf("no answer on http://%s/v2/ after 15s:\n%s", addr, logs.String())
+	return r.Stop, r.Addr, nil
 }
 
 // env is a small, fixed environment for the cosign CLI: its own HOME, no

@@ -19,7 +19,6 @@ import (
 	clayout "github.com/sigstore/cosign/v2/pkg/oci/layout"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	"github.com/sigstore/cosign/v2/pkg/oci/signed"
-	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/kilnbuild/kiln/internal/layoutdir"
 )
@@ -92,11 +91,7 @@ func (s *Signer) SignLayout(ctx context.Context, dir string, digest v1.Hash) err
 	if err != nil {
 		return &Error{Op: op, Err: err}
 	}
-	payload, err := sigpayload.Cosign{Image: ref}.MarshalJSON()
-	if err != nil {
-		return &Error{Op: op, Err: fmt.Errorf("encoding the payload: %w", err)}
-	}
-	sig, err := s.signPayload(ctx, payload)
+	sig, err := s.signDigest(ctx, ref)
 	if err != nil {
 		return &Error{Op: op, Err: err}
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
-	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
 // SignRemote signs the image or index at ref and pushes the signature to
@@ -26,11 +25,7 @@ func (s *Signer) SignRemote(ctx context.Context, ref name.Digest) error {
 	if err != nil {
 		return &Error{Op: op, Err: err}
 	}
-	payload, err := sigpayload.Cosign{Image: ref}.MarshalJSON()
-	if err != nil {
-		return &Error{Op: op, Err: fmt.Errorf("encoding the payload: %w", err)}
-	}
-	sig, err := s.signPayload(ctx, payload)
+	sig, err := s.signDigest(ctx, ref)
 	if err != nil {
 		return &Error{Op: op, Err: err}
 	}

@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
@@ -38,6 +39,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
+	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 	"golang.org/x/oauth2"
 )
 
@@ -259,6 +261,16 @@ func (s *Signer) ociOpts(ctx context.Context) []ociremote.Option {
 
 // signPayload signs a simple-signing payload the way cosign sign does: the
 // signature goes, base64-encoded, into the layer's annotation.
+// signDigest signs cosign's simple-signing payload for ref: what both the
+// registry and the layout signatures carry.
+func (s *Signer) signDigest(ctx context.Context, ref name.Digest) (oci.Signature, error) {
+	payload, err := sigpayload.Cosign{Image: ref}.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encoding the payload: %w", err)
+	}
+	return s.signPayload(ctx, payload)
+}
+
 func (s *Signer) signPayload(ctx context.Context, payload []byte) (oci.Signature, error) {
 	raw, err := s.sv.SignMessage(bytes.NewReader(payload), sigopts.WithContext(ctx))
 	if err != nil {

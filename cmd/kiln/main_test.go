@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/kilnbuild/kiln/internal/testregistry"
 
 	"github.com/kilnbuild/kiln/internal/testbase"
 )
@@ -84,13 +83,13 @@ func (w withFixtures) Run() int {
 		if err != nil {
 			break // scripts that need one skip themselves with [!registry]
 		}
-		reg, err := startRegistry(bin, filepath.Join(tmp, "registry"))
+		reg, err := testregistry.Start(bin, filepath.Join(tmp, "registry"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "kiln e2e: starting docker-registry:", err)
 			return 1
 		}
-		defer reg.stop()
-		fx.registry, fx.registryLog = reg.addr, reg.log
+		defer reg.Stop()
+		fx.registry, fx.registryLog = reg.Addr, reg.Log
 	}
 	return w.m.Run()
 }
@@ -110,104 +109,8 @@ func hostGoEnv() (map[string]string, error) {
 	return env, nil
 }
 
-type registry struct {
-	addr string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startRegistry runs docker-registry on a free loopback port, without auth,
-// logging to a file, and waits until it answers /v2/.
-func startRegistry(bin, dir string) (*registry, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
-		return nil, err
-	}
-	var errs []error
-	for attempt := 0; attempt < 3; attempt++ { // another process may take the port between probe and bind
-		r, err := tryRegistry(bin, dir, attempt)
-		if err == nil {
-			return r, nil
-		}
-		errs = append(errs, err)
-	}
-	return nil, errors.Join(errs...)
-}
-
-func tryRegistry(bin, dir string, attempt int) (*registry, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-
-	config := filepath.Join(dir, fmt.Sprintf("config-%d.yml", attempt))
-	yml := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(config, []byte(yml), 0o644); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, fmt.Sprintf("registry-%d.log", attempt))
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close() // the child holds its own descriptor
-	r := &registry{addr: addr, log: logPath, cmd: exec.Command(bin, "serve", config), done: make(chan struct{})}
-	r.cmd.Stdout, r.cmd.Stderr = logFile, logFile
-	dieWithTest(r.cmd)
-	if err := r.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { r.cmd.Wait(); close(r.done) }()
-
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-r.done:
-			return nil, fmt.Errorf("docker-registry on %s exited: %s", addr, tail(logPath))
-		default:
-		}
-		if resp, err := client.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	r.stop()
-	return nil, fmt.Errorf("docker-registry on %s did not answer /v2/ within 10s: %s", addr, tail(logPath))
-}
-
-func (r *registry) stop() {
-	_ = r.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-r.done:
-	case <-time.After(5 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return strings.TrimSpace(string(b))
-}
+// tail returns the end of a log file, for error messages.
+func tail(path string) string { return testregistry.Tail(path) }
 
 func TestScripts(t *testing.T) {
 	hello, err := filepath.Abs(filepath.Join("..", "..", "examples", "hello"))

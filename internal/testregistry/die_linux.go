@@ -1,12 +1,12 @@
-package main
+package testregistry
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// dieWithTest makes the kernel stop the registry when the test binary dies
+// dieWithParent makes the kernel stop the registry when the test binary dies
 // without running its teardown (a -timeout panic, a kill).
-func dieWithTest(cmd *exec.Cmd) {
+func dieWithParent(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
