@@ -26,7 +26,7 @@ demo: deps-demo bases kiln
 	@echo "Inspect it: skopeo inspect oci:dist/oci:static   (or umoci unpack --image dist/oci:static-linux-amd64 bundle)"
 
 test: deps-test
-	PATH="$(GOBIN):$$PATH" $(GO) test -count=1 ./...
+	PATH="$(GOBIN):$$PATH" $(GO) test -count=1 -timeout 30m ./...
 
 kiln:
 	$(GO) build -o $(KILN) ./cmd/kiln

@@ -84,6 +84,11 @@ var selfImage = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("finding kiln's own executable: %w", err)
 	}
+	// When the path is open to everyone (kiln installed in /usr/local/bin),
+	// run it from there: copying a 100 MB binary costs more than the run.
+	if st, err := os.Stat(self); err == nil && st.Mode().Perm()&0o001 != 0 && traversable(filepath.Dir(self)) {
+		return self, nil
+	}
 	src, err := os.Open(self)
 	if err != nil {
 		return "", err
