@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/crc32"
+	"path/filepath"
 
 	"fmt"
 	"github.com/klauspost/compress/gzip"
@@ -72,25 +74,80 @@ func BinaryLayer(binary []byte, entrypoint string, mtime time.Time, mt types.Med
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	// Compressed once, here, with klauspost's gzip (several times faster
-	// than compress/gzip at the same level, and as deterministic). Both
-	// forms stay in memory with their digests, so neither publishing nor
-	// verification compresses or decompresses this layer again.
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(buf.Bytes()); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	l := &memLayer{raw: buf.Bytes(), compressed: gz.Bytes(), mediaType: mt}
-	l.digest = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.compressed)}
+	l := &memLayer{raw: buf.Bytes(), mediaType: mt}
 	l.diffID = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.raw)}
+	// The compressed form is cached by the uncompressed digest: an unchanged
+	// binary is not compressed again on the next release.
+	cache := layerCachePath(l.diffID)
+	if data, err := os.ReadFile(cache); err == nil && verifyGzipOf(data, l.raw) {
+		l.compressed = data
+		now := time.Now()
+		_ = os.Chtimes(cache, now, now) // in use: keep it
+	} else {
+		// klauspost's gzip: several times faster than compress/gzip at the
+		// same level, and as deterministic.
+		var gz bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := zw.Write(l.raw); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		l.compressed = gz.Bytes()
+		if cache != "" && os.MkdirAll(filepath.Dir(cache), 0o755) == nil {
+			pruneLayerCache(filepath.Dir(cache))
+			tmp := cache + ".tmp-" + randomHex(4)
+			if os.WriteFile(tmp, l.compressed, 0o644) == nil {
+				_ = os.Rename(tmp, cache)
+			}
+		}
+	}
+	// Both forms stay in memory with their digests, so neither publishing
+	// nor verification compresses or decompresses this layer again.
+	l.digest = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.compressed)}
 	return l, nil
+}
+
+// layerCachePath is where the compressed form of a layer with this diff id
+// is kept ("" when there is no user cache directory).
+func layerCachePath(diffID v1.Hash) string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "kiln", "layers", diffID.Hex+".tar.gz")
+}
+
+// pruneLayerCache removes cached layers not used for two weeks, so the
+// cache holds what recent releases use rather than every binary ever built.
+func pruneLayerCache(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	cutoff := time.Now().Add(-14 * 24 * time.Hour)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// verifyGzipOf checks, cheaply, that a cached file is a gzip stream whose
+// trailer matches raw (CRC-32 and length): a truncated or foreign file is
+// ignored and rebuilt.
+func verifyGzipOf(gz, raw []byte) bool {
+	if len(gz) < 18 || gz[0] != 0x1f || gz[1] != 0x8b {
+		return false
+	}
+	trailer := gz[len(gz)-8:]
+	crc := uint32(trailer[0]) | uint32(trailer[1])<<8 | uint32(trailer[2])<<16 | uint32(trailer[3])<<24
+	size := uint32(trailer[4]) | uint32(trailer[5])<<8 | uint32(trailer[6])<<16 | uint32(trailer[7])<<24
+	return crc == crc32.ChecksumIEEE(raw) && size == uint32(len(raw))
 }
 
 // memLayer is a layer held in memory in both forms.

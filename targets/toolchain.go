@@ -104,16 +104,20 @@ func LookTool(name string) (string, error) {
 		return p, nil
 	}
 	if name == "zig" {
-		var roots []string
-		if out, err := exec.Command("npm", "root", "-g").Output(); err == nil {
-			roots = append(roots, strings.TrimSpace(string(out)))
-		}
-		roots = append(roots, "/usr/lib/node_modules", "/usr/local/lib/node_modules")
-		for _, r := range roots {
-			p := filepath.Join(r, "@ryoppippi", "zig-linux-x64", "zig")
-			if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-				return p, nil
+		// The usual global roots first: asking npm costs a node start-up.
+		roots := []string{"/usr/lib/node_modules", "/usr/local/lib/node_modules"}
+		for i := 0; i < 2; i++ {
+			for _, r := range roots {
+				p := filepath.Join(r, "@ryoppippi", "zig-linux-x64", "zig")
+				if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+					return p, nil
+				}
 			}
+			out, err := exec.Command("npm", "root", "-g").Output()
+			if err != nil {
+				break
+			}
+			roots = []string{strings.TrimSpace(string(out))}
 		}
 	}
 	return "", fmt.Errorf("%s: not found", name)
