@@ -7,6 +7,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // checkTarget refuses combinations that cannot work, judged from the config
@@ -78,18 +81,36 @@ func checkTarget(cfg *Config, t *Target, tc *TargetConfig) error {
 // at run time. host is the caller's environment (for the go command).
 func (p *Plan) Analyze(ctx context.Context, host []string) error {
 	type key struct{ tags, platform string }
+	keyOf := func(r *Row) key { return key{strings.Join(r.Target.Tags, ","), r.Platform.String()} }
+	// One analysis per distinct tags × platform, run concurrently.
 	cache := map[key][]CgoPackage{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
 	for i := range p.Rows {
 		r := &p.Rows[i]
-		k := key{strings.Join(r.Target.Tags, ","), r.Platform.String()}
-		pkgs, ok := cache[k]
-		if !ok {
-			var err error
-			if pkgs, err = AnalyzeCgo(ctx, p.Dir, p.Config.App.Main, r.Target.Tags, r.BuildEnv(host)); err != nil {
+		k := keyOf(r)
+		if _, ok := cache[k]; ok {
+			continue
+		}
+		cache[k] = nil
+		g.Go(func() error {
+			pkgs, err := AnalyzeCgo(gctx, p.Dir, p.Config.App.Main, r.Target.Tags, r.BuildEnv(host))
+			if err != nil {
 				return p.Config.Errorf("app.main", "make `go list "+p.Config.App.Main+"` work in "+p.Dir, "%v", err)
 			}
+			mu.Lock()
 			cache[k] = pkgs
-		}
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i := range p.Rows {
+		r := &p.Rows[i]
+		pkgs := cache[keyOf(r)]
 		r.Cgo = pkgs
 		switch {
 		case r.Target.Libc == LibcNone && len(pkgs) > 0:
