@@ -40,7 +40,7 @@ func BenchmarkVerifyStatic20MB(b *testing.B) {
 		"etc/nsswitch.conf":                 []byte("hosts: files dns\n"),
 		"etc/ssl/certs/ca-certificates.crt": bytes.Repeat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"), 150),
 		"usr/share/zoneinfo/UTC":            []byte("TZif2 fake"),
-		"usr/share/doc/filler.bin":          bytes.Repeat([]byte{0x5a}, 20<<20-len(data)),
+		"usr/share/doc/filler.bin":          randomBytes(20<<20 - len(data)),
 	}
 	base := layerOf(b, files)
 	app := layerOf(b, map[string][]byte{"app": data})

@@ -21,8 +21,9 @@ type ldCacheEntry struct {
 const (
 	ldCacheNewMagic = "glibc-ld.so.cache1.1"
 	ldCacheOldMagic = "ld.so-1.7.0"
-	maxLdCacheSize  = 64 << 20
-	maxLdCacheLibs  = 1 << 20
+	maxLdCacheSize  = 8 << 20 // real caches are tens of kilobytes
+	maxLdCacheLibs  = 1 << 16
+	maxLdCacheName  = 4096 // PATH_MAX: a longer string is malformed
 )
 
 // parseLdCache parses glibc's cache format, the new one
@@ -71,7 +72,12 @@ func parseLdCache(data []byte) (*ldCache, error) {
 		if uint64(off) >= uint64(len(d)) {
 			return "", false
 		}
-		end := bytes.IndexByte(d[off:], 0)
+		// Bounded scan: every entry may point at one long string.
+		rest := d[off:]
+		if len(rest) > maxLdCacheName {
+			rest = rest[:maxLdCacheName]
+		}
+		end := bytes.IndexByte(rest, 0)
 		if end < 0 {
 			return "", false
 		}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The host's cache was written by the real ldconfig: kiln's parser must
@@ -76,4 +77,28 @@ func FuzzParseLdCache(f *testing.F) {
 			_ = c.lookup("libc.so.6", "amd64")
 		}
 	})
+}
+
+// Every entry pointing at one 4 MiB string must not make the parser
+// quadratic (60000 entries x 4 MiB scanned before the bound).
+func TestParseLdCacheLongStrings(t *testing.T) {
+	const n = 60000
+	d := make([]byte, 48+n*24+4<<20)
+	copy(d, ldCacheNewMagic)
+	d[20], d[21] = byte(n&0xff), byte(n>>8)
+	for i := 0; i < n; i++ {
+		e := d[48+i*24:]
+		e[4], e[5], e[6] = byte((48+n*24)&0xff), byte((48+n*24)>>8&0xff), byte((48+n*24)>>16)
+		copy(e[8:12], e[4:8])
+	}
+	for i := 48 + n*24; i < len(d)-1; i++ {
+		d[i] = 'x'
+	}
+	start := time.Now()
+	if _, err := parseLdCache(d); err == nil {
+		t.Error("a 4 MiB library name was accepted")
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("parsing took %s", el)
+	}
 }

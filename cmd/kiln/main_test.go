@@ -109,9 +109,6 @@ func hostGoEnv() (map[string]string, error) {
 	return env, nil
 }
 
-// tail returns the end of a log file, for error messages.
-func tail(path string) string { return testregistry.Tail(path) }
-
 func TestScripts(t *testing.T) {
 	hello, err := filepath.Abs(filepath.Join("..", "..", "examples", "hello"))
 	if err != nil {
