@@ -11,4 +11,4 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 echo "installing Debian packages: ${missing[*]}" >&2
 $sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
