@@ -239,7 +239,7 @@ func resolverUsed(stderr string) string {
 
 // startHint explains the kernel's ENOENT for a file that exists.
 func (s *subject) startHint(errText string) string {
-	if strings.Contains(errText, "no such file") && s.elf.Interp != "" {
+	if strings.Contains(errText, "no such file") && s.elf != nil && s.elf.Interp != "" {
 		if _, _, err := s.fsys.Resolve(s.elf.Interp); err != nil {
 			return fmt.Sprintf(" (the binary exists; its loader %s does not)", s.elf.Interp)
 		}

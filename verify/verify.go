@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ type subject struct {
 	libc   targets.Libc // expected or inferred
 	env    []string     // the image's environment
 	graph  *linkGraph   // after link.needed
+	script string       // the interpreter when the entrypoint is a #! script
 }
 
 // Image runs every check of SPEC §4 on one platform image. An error means
@@ -89,6 +91,9 @@ func Image(ctx context.Context, in Input) (*Report, error) {
 	}
 	if !s.readBinary(rep) {
 		rep.Libc = string(in.Libc)
+		if s.script != "" {
+			s.checkScript(ctx, rep)
+		}
 		rep.finish()
 		return rep, nil
 	}
@@ -137,12 +142,42 @@ func (s *subject) readBinary(rep *Report) bool {
 		rep.add("elf.arch", Fail, "reading %s: %v", real, err)
 		return false
 	}
+	if bytes.HasPrefix(s.raw, []byte("#!")) {
+		line, _, _ := bytes.Cut(s.raw[2:min(len(s.raw), 2+maxELFString)], []byte("\n"))
+		if f := strings.Fields(string(line)); len(f) > 0 {
+			s.script = f[0]
+			return false
+		}
+	}
 	if s.elf, err = ReadELF(s.raw); err != nil {
 		rep.add("elf.arch", Fail, "%s: %v", rep.Binary, err)
 		return false
 	}
 	s.goInfo = ReadGoInfo(s.raw)
 	return true
+}
+
+// checkScript reports on an entrypoint that is a #! script (kiln verify of
+// an image kiln did not build): the binary checks need --binary, but the
+// interpreter must be in the image, and run.start still shows whether the
+// image starts.
+func (s *subject) checkScript(ctx context.Context, rep *Report) {
+	why := fmt.Sprintf("the entrypoint %s is a script for %s; pass --binary PATH to check the binary it starts", rep.Binary, s.script)
+	rep.add("elf.arch", Skip, "%s", why)
+	rep.add("link.mode", Skip, "%s", why)
+	if _, e, err := s.fsys.Resolve(s.script); err != nil || e.Type != TypeFile || e.Mode&0o111 == 0 {
+		rep.add("link.interp", Fail, "the script's interpreter %s is not an executable file in the image", s.script)
+	} else {
+		rep.add("link.interp", Pass, "the script's interpreter %s is in the image", s.script)
+	}
+	for _, id := range []string{"link.needed", "link.versions", "link.family", "dns.resolver"} {
+		rep.add(id, Skip, "%s", why)
+	}
+	s.checkRun(ctx, rep, Prediction{})
+	rep.add("files.certs", Skip, "%s", why)
+	rep.add("files.tzdata", Skip, "%s", why)
+	s.checkUser(rep)
+	s.checkBase(rep)
 }
 
 // lookPath finds a relative entrypoint on the image's PATH, as a runtime
