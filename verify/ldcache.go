@@ -90,7 +90,7 @@ func parseLdCache(data []byte) (*ldCache, error) {
 		key, ok1 := str(order.Uint32(e[4:8]))
 		value, ok2 := str(order.Uint32(e[8:12]))
 		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("ld.so.cache: entry %d points outside the file", i)
+			return nil, fmt.Errorf("ld.so.cache: entry %d names a string outside the file or longer than %d bytes", i, maxLdCacheName)
 		}
 		c.entries[key] = append(c.entries[key], ldCacheEntry{flags: flags, path: value})
 	}
