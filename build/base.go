@@ -104,6 +104,20 @@ func (b *Base) loadLayout() error {
 	return nil
 }
 
+// atKey says where a problem LoadBase or PlatformImage reported belongs:
+// those return config errors keyed "base", since only the caller knows
+// which key of which file named the reference. A non-empty fix replaces
+// theirs, for callers where "run kiln lock" is not the remedy.
+func atKey(err error, file string, line int, key, fix string) error {
+	if ce, ok := err.(*targets.ConfigError); ok && ce.Key == "base" {
+		ce.File, ce.Line, ce.Key = file, line, key
+		if fix != "" {
+			ce.Fix = fix
+		}
+	}
+	return err
+}
+
 // findInLayout searches an index and the indexes it nests for a descriptor,
 // returning it with the index that lists it. Depth is bounded: a layout is
 // untrusted input and may nest without end.

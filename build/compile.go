@@ -45,7 +45,7 @@ func goEnvCaches(ctx context.Context, host []string) ([]string, error) {
 // link, as it does for a developer's own `go build -o`.
 func compile(ctx context.Context, p *targets.Plan, row targets.Row, dir string, host []string) (string, error) {
 	env := row.BuildEnv(host)
-	out := filepath.Join(binCacheDir(dir, p.Dir, row, env), "app")
+	out := filepath.Join(binCacheDir(dir, p.Dir, row.ID(), p.BuildArgs(row, ""), env), "app")
 	cmd := exec.CommandContext(ctx, "go", p.BuildArgs(row, out)...)
 	cmd.Dir = p.Dir
 	cmd.Env = env
@@ -60,9 +60,9 @@ func compile(ctx context.Context, p *targets.Plan, row targets.Row, dir string, 
 // binCacheDir is where a row's binary is written: under the user's cache
 // directory, in a directory named by a hash of everything that decides the
 // binary, or under fallback when there is no usable cache directory.
-func binCacheDir(fallback, module string, row targets.Row, env []string) string {
+func binCacheDir(fallback, module, rowID string, args, env []string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%q\x00%q\x00%s\n", module, row.ID(), row.Target.Tags, row.Target.Ldflags, env, row.Target.Link)
+	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%q\n", module, rowID, args, env)
 	key := hex.EncodeToString(h.Sum(nil))[:24]
 	if base, err := os.UserCacheDir(); err == nil {
 		dir := filepath.Join(base, "kiln", "bin", key)
@@ -70,7 +70,7 @@ func binCacheDir(fallback, module string, row targets.Row, env []string) string 
 			return dir
 		}
 	}
-	dir := filepath.Join(fallback, row.ID())
+	dir := filepath.Join(fallback, rowID)
 	_ = os.MkdirAll(dir, 0o755)
 	return dir
 }

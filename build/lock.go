@@ -78,10 +78,7 @@ func Lock(ctx context.Context, file string, src []byte, keychain authn.Keychain)
 		}
 		b, err := LoadBase(ctx, lookup, keychain)
 		if err != nil {
-			if ce, ok := err.(*targets.ConfigError); ok {
-				ce.File, ce.Line, ce.Key = file, node.Line, key
-			}
-			return nil, nil, err
+			return nil, nil, atKey(err, file, node.Line, key, "")
 		}
 		pin := Pin{Key: key, Line: node.Line, Old: node.Value, New: ref.WithDigest(b.Digest.String())}
 		pins = append(pins, pin)

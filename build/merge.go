@@ -70,8 +70,7 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 		return cfg.Errorf("image.repository", "", "%v", err)
 	}
 	r.res.Repository = repo.String()
-	spec, err := r.imageSpec(ctx)
-	if err != nil {
+	if err := r.imageSpec(ctx); err != nil {
 		return err
 	}
 	byKey := map[string]*RowResult{}
@@ -119,14 +118,13 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 		}
 		bases[t.Base.Raw] = b
 	}
-	arts, err := r.artifacts(bases, spec)
+	arts, err := r.artifacts(bases)
 	if err != nil {
 		return err
 	}
 	if r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain); err != nil {
 		return err
 	}
-	r.spec = spec
 	r.publishing = true
 	if err := push(ctx, repo, arts, remoteOpts); err != nil {
 		return err

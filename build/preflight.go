@@ -94,14 +94,11 @@ func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([
 	return out, nil
 }
 
-// relabelBase turns a LoadBase/PlatformImage config error into one that
-// names the target's base key and its line.
+// relabelBase names the target's base key and its line in a LoadBase or
+// PlatformImage config error.
 func relabelBase(p *targets.Plan, target string, err error) error {
-	if ce, ok := err.(*targets.ConfigError); ok && ce.Key == "base" {
-		ce.File, ce.Key = p.Config.File, "targets."+target+".base"
-		ce.Line = p.Config.Line(ce.Key)
-	}
-	return err
+	key := "targets." + target + ".base"
+	return atKey(err, p.Config.File, p.Config.Line(key), key, "")
 }
 
 // checkLoader refuses a dynamic cgo row whose base lacks the loader the

@@ -141,10 +141,9 @@ func (r *release) run(ctx context.Context) error {
 	// What happens before compiling is independent: the cgo analysis (go
 	// list), the go command's cache directories and the VCS facts.
 	start := time.Now()
-	var spec ImageSpec
 	pre, pctx := errgroup.WithContext(ctx)
 	pre.Go(func() error { return r.plan.Analyze(pctx, r.opts.HostEnv) })
-	pre.Go(func() (err error) { spec, err = r.imageSpec(pctx); return err })
+	pre.Go(func() error { return r.imageSpec(pctx) })
 	pre.Go(func() (err error) {
 		if r.goHost, err = goEnvCaches(pctx, r.opts.HostEnv); err != nil {
 			return &CompileError{Row: "setup", Err: err}
@@ -164,7 +163,6 @@ func (r *release) run(ctx context.Context) error {
 		r.res.Rows = append(r.res.Rows, r.rows[len(r.rows)-1].res)
 	}
 
-	r.spec = spec
 	bases, err := r.resolveBases(ctx)
 	if err != nil {
 		return err
@@ -175,10 +173,10 @@ func (r *release) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := r.buildAll(ctx, spec); err != nil {
+	if err := r.buildAll(ctx); err != nil {
 		return err
 	}
-	arts, err := r.artifacts(bases, spec)
+	arts, err := r.artifacts(bases)
 	if err != nil {
 		return err
 	}
@@ -239,20 +237,21 @@ func (r *release) tag(repo name.Repository, arts []*artifact, remoteOpts []remot
 
 // imageSpec gathers what every image shares: config fields from the file,
 // the creation time from SOURCE_DATE_EPOCH and the VCS source and revision.
-func (r *release) imageSpec(ctx context.Context) (ImageSpec, error) {
+func (r *release) imageSpec(ctx context.Context) error {
 	img := r.plan.Config.Image
 	spec := ImageSpec{Entrypoint: img.Entrypoint, User: img.User, Workdir: img.Workdir, Env: img.Env, Labels: img.Labels, Created: time.Unix(0, 0).UTC()}
 	if s := lookupEnv(r.opts.HostEnv, "SOURCE_DATE_EPOCH"); s != "" {
 		sec, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || sec < 0 {
-			return spec, &targets.ConfigError{Key: "SOURCE_DATE_EPOCH", Problem: fmt.Sprintf("%q is not a number of seconds since 1970", s),
+			return &targets.ConfigError{Key: "SOURCE_DATE_EPOCH", Problem: fmt.Sprintf("%q is not a number of seconds since 1970", s),
 				Fix: "set it to a Unix time, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)"}
 		}
 		spec.Created = time.Unix(sec, 0).UTC()
 	}
 	spec.Revision = git(ctx, r.plan.Dir, "rev-parse", "HEAD")
 	spec.Source = sanitizeRemote(git(ctx, r.plan.Dir, "config", "--get", "remote.origin.url"))
-	return spec, nil
+	r.spec = spec
+	return nil
 }
 
 // resolveBases fetches each distinct base once, picks every row's platform
@@ -288,7 +287,7 @@ func (r *release) resolveBases(ctx context.Context) (map[string]*Base, error) {
 
 // buildAll compiles and assembles every row, up to Jobs at a time. The
 // first failure cancels the builds still running.
-func (r *release) buildAll(ctx context.Context, spec ImageSpec) error {
+func (r *release) buildAll(ctx context.Context) error {
 	tmp, err := os.MkdirTemp("", "kiln-build-")
 	if err != nil {
 		return fmt.Errorf("creating a build directory: %w", err)
@@ -325,7 +324,7 @@ func (r *release) buildAll(ctx context.Context, spec ImageSpec) error {
 			data, err := readBinary(bin)
 			if err == nil {
 				rs.buildInfo = readBuildInfo(data)
-				rs.image, err = Assemble(rs.base, rs.row.Target.Base, rs.baseDigest, data, spec)
+				rs.image, err = Assemble(rs.base, rs.row.Target.Base, rs.baseDigest, data, r.spec)
 			}
 			var d v1.Hash
 			if err == nil {
@@ -392,7 +391,7 @@ func (r *release) verifyRow(ctx context.Context, rs *rowState) error {
 
 // artifacts groups rows by target: one image, or an index when the target
 // has several platforms.
-func (r *release) artifacts(bases map[string]*Base, spec ImageSpec) ([]*artifact, error) {
+func (r *release) artifacts(bases map[string]*Base) ([]*artifact, error) {
 	var arts []*artifact
 	for _, t := range r.plan.Targets {
 		var rows []*rowState
@@ -411,7 +410,7 @@ func (r *release) artifacts(bases map[string]*Base, spec ImageSpec) ([]*artifact
 		if len(rows) == 1 {
 			a.image = rows[0].image
 		} else {
-			idx, err := Index(imagesOf(rows), platformsOf(rows), t.Base, bases[t.Base.Raw].Digest, spec)
+			idx, err := Index(imagesOf(rows), platformsOf(rows), t.Base, bases[t.Base.Raw].Digest, r.spec)
 			var d v1.Hash
 			if err == nil {
 				d, err = idx.Digest()

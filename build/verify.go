@@ -48,10 +48,7 @@ func VerifyImage(ctx context.Context, ref string, opts VerifyOptions) ([]*verify
 	}
 	b, err := LoadBase(ctx, r, opts.Keychain)
 	if err != nil {
-		if ce, ok := err.(*targets.ConfigError); ok && ce.Key == "base" {
-			ce.Key = "IMAGE"
-		}
-		return nil, err
+		return nil, atKey(err, "", 0, "IMAGE", "check the reference: a registry image, or oci:<layout>[:<name>][@sha256:…] that the layout holds")
 	}
 	pls := opts.Platforms
 	if len(pls) == 0 {
@@ -63,10 +60,7 @@ func VerifyImage(ctx context.Context, ref string, opts VerifyOptions) ([]*verify
 	for _, pl := range pls {
 		img, _, err := b.PlatformImage(pl)
 		if err != nil {
-			if ce, ok := err.(*targets.ConfigError); ok && ce.Key == "base" {
-				ce.Key = "--platform"
-			}
-			return nil, err
+			return nil, atKey(err, "", 0, "--platform", "ask for a platform the image has, or leave --platform out to check them all")
 		}
 		rep, err := verify.Image(ctx, verify.Input{Image: img, Ref: ref, Platform: pl, Binary: opts.Binary, Policy: opts.Policy, Runner: opts.Runner})
 		if err != nil {
