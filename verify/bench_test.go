@@ -1,11 +1,9 @@
 package verify
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kilnbuild/kiln/targets"
 )
@@ -71,27 +68,17 @@ func BenchmarkVerifyStatic20MB(b *testing.B) {
 }
 
 func layerOf(b *testing.B, files map[string][]byte) v1.Layer {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	var entries []tarEnt
 	for name, data := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
-			b.Fatal(err)
-		}
-		tw.Write(data)
+		entries = append(entries, tarExe(name, string(data)))
 	}
-	tw.Close()
 	// Compressed, as layers come from a layout or a registry: verification
 	// pays for the gunzip.
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(buf.Bytes())
+	zw.Write(tarBytes(b, entries...))
 	zw.Close()
-	raw := gz.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
-	if err != nil {
-		b.Fatal(err)
-	}
-	return l
+	return rawLayer(b, gz.Bytes())
 }
 
 // randomBytes is incompressible filler, so the layer is really ~20 MB.

@@ -48,26 +48,11 @@ func tarHardlink(name, target string) tarEnt {
 // tarBytes writes the entries, in order, as an uncompressed tar.
 func tarBytes(t testing.TB, entries ...tarEnt) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Linkname: e.link, Format: tar.FormatPAX}
-		if e.typ == tar.TypeReg {
-			h.Size = int64(len(e.body))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatalf("writing tar header %q: %v", e.name, err)
-		}
-		if e.typ == tar.TypeReg {
-			if _, err := io.WriteString(tw, e.body); err != nil {
-				t.Fatal(err)
-			}
-		}
+	b, err := tarOf(entries)
+	if err != nil {
+		t.Fatalf("writing the test tar: %v", err)
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 func rawLayer(t testing.TB, raw []byte) v1.Layer {
@@ -674,7 +659,7 @@ func TestEntriesAreCopies(t *testing.T) {
 
 // makeWritable undoes Materialize's modes so t.TempDir can clean up when
 // the tests do not run as root.
-func makeWritable(t *testing.T, dir string) {
+func makeWritable(t testing.TB, dir string) {
 	t.Cleanup(func() {
 		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
@@ -738,15 +723,7 @@ func TestMaterialize(t *testing.T) {
 }
 
 func TestMaterializeMaliciousImage(t *testing.T) {
-	parent := t.TempDir()
-	dir := filepath.Join(parent, "root")
-	sentinel := filepath.Join(parent, "sentinel")
-	for _, d := range []string{dir, sentinel} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	makeWritable(t, parent)
+	dir, sentinel := rootAndSentinel(t)
 	f := mustFlatten(t, Limits{},
 		tarLayer(t,
 			tarSymlink("etc", sentinel), // absolute host path
@@ -771,7 +748,7 @@ func TestMaterializeMaliciousImage(t *testing.T) {
 	if ents, err := os.ReadDir(sentinel); err != nil || len(ents) != 0 {
 		t.Fatalf("sentinel next to dir holds %v (%v): Materialize wrote outside dir", ents, err)
 	}
-	if ents, _ := os.ReadDir(parent); len(ents) != 2 {
+	if ents, _ := os.ReadDir(filepath.Dir(dir)); len(ents) != 2 {
 		t.Errorf("parent holds %v, want only root and sentinel", ents)
 	}
 	for _, rel := range []string{"etc/passwd", "sentinel/dotdot", "up/escape", "linked", "abs/through", "rel/x", strings.TrimPrefix(filepath.Join(sentinel, "abs-name"), "/")} {
@@ -850,4 +827,19 @@ func BenchmarkFlatten(b *testing.B) {
 			}
 		})
 	}
+}
+
+// rootAndSentinel makes an empty directory to materialize into and a
+// sentinel directory beside it that must stay empty.
+func rootAndSentinel(t testing.TB) (dir, sentinel string) {
+	t.Helper()
+	parent := t.TempDir()
+	dir, sentinel = filepath.Join(parent, "root"), filepath.Join(parent, "sentinel")
+	for _, d := range []string{dir, sentinel} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	makeWritable(t, parent)
+	return dir, sentinel
 }

@@ -175,20 +175,12 @@ func FuzzMaterialize(f *testing.F) {
 		if err != nil {
 			return
 		}
-		parent := t.TempDir()
-		dir := filepath.Join(parent, "root")
-		sentinel := filepath.Join(parent, "sentinel")
-		for _, d := range []string{dir, sentinel} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		makeWritable(t, parent)
+		dir, sentinel := rootAndSentinel(t)
 		merr := fsys.Materialize(dir)
 		if ents, _ := os.ReadDir(sentinel); len(ents) != 0 {
 			t.Fatalf("wrote outside dir: %v", ents)
 		}
-		if ents, _ := os.ReadDir(parent); len(ents) != 2 {
+		if ents, _ := os.ReadDir(filepath.Dir(dir)); len(ents) != 2 {
 			t.Fatalf("wrote next to dir: %v", ents)
 		}
 		if merr != nil {

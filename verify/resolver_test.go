@@ -1,43 +1,23 @@
 package verify
 
 import (
-	"archive/tar"
-	"bytes"
-	"io"
 	"sort"
 	"testing"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // fsOf builds an image filesystem holding files (path -> content).
 func fsOf(t *testing.T, files map[string]string) *FS {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var entries []tarEnt
 	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n[1:], Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write([]byte(files[n]))
+		entries = append(entries, tarFile(n[1:], files[n]))
 	}
-	tw.Close()
-	raw := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := FlattenLayers([]v1.Layer{l}, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fsys
+	return mustFlatten(t, Limits{}, tarLayer(t, entries...))
 }
 
 // TestPredictResolver follows src/net/conf.go of Go 1.26 case by case.

@@ -1,17 +1,13 @@
 package verify
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kilnbuild/kiln/targets"
 )
@@ -25,21 +21,8 @@ func TestScriptEntrypoint(t *testing.T) {
 		t.Skip("needs /bin/busybox (Debian package busybox-static)")
 	}
 	image := func(shebang string) Input {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		add := func(name string, mode int64, data []byte) {
-			tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), Typeflag: tar.TypeReg})
-			tw.Write(data)
-		}
-		add("bin/busybox", 0o755, busybox)
-		tw.WriteHeader(&tar.Header{Name: "bin/sh", Linkname: "busybox", Typeflag: tar.TypeSymlink})
-		add("entry.sh", 0o755, []byte(shebang+"\necho started\n"))
-		tw.Close()
-		raw := buf.Bytes()
-		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := tarLayer(t, tarExe("bin/busybox", string(busybox)), tarSymlink("bin/sh", "busybox"),
+			tarExe("entry.sh", shebang+"\necho started\n"))
 		img, _ := mutate.AppendLayers(empty.Image, l)
 		cf, _ := img.ConfigFile()
 		cf = cf.DeepCopy()
