@@ -168,16 +168,17 @@ func (d *decoder) decodeValue(path []string, v reflect.Value, raw any) error {
 	if raw == nil { // `key:` with nothing after it: leave the default
 		return nil
 	}
-	if v.Kind() != reflect.Map && v.Kind() != reflect.Struct {
-		d.noteOverride(path, raw)
-	}
 	if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() != reflect.Struct {
+		// An optional scalar: decoded (and its override noted) as the value.
 		elem := reflect.New(v.Type().Elem())
 		if err := d.decodeValue(path, elem.Elem(), raw); err != nil {
 			return err
 		}
 		v.Set(elem)
 		return nil
+	}
+	if v.Kind() != reflect.Map && v.Kind() != reflect.Struct {
+		d.noteOverride(path, raw)
 	}
 	switch v.Kind() {
 	case reflect.String:

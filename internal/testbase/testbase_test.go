@@ -37,7 +37,8 @@ func writeLayout(t *testing.T) (string, map[string]v1.Hash) {
 }
 
 // entryIndex returns the index named name in the layout at dir.
-func entryIndex(t *testing.T, dir, name string) v1.ImageIndex {
+// topIndex reads the layout's index.json.
+func topIndex(t *testing.T, dir string) (v1.ImageIndex, *v1.IndexManifest) {
 	t.Helper()
 	p, err := layout.FromPath(dir)
 	if err != nil {
@@ -51,6 +52,12 @@ func entryIndex(t *testing.T, dir, name string) v1.ImageIndex {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return top, im
+}
+
+func entryIndex(t *testing.T, dir, name string) v1.ImageIndex {
+	t.Helper()
+	top, im := topIndex(t, dir)
 	for _, d := range im.Manifests {
 		if d.Annotations[RefNameAnnotation] == name {
 			idx, err := top.ImageIndex(d.Digest)
@@ -143,18 +150,7 @@ func TestWriteIsDeterministic(t *testing.T) {
 
 func TestWriteLayout(t *testing.T) {
 	dir, digests := writeLayout(t)
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, im := topIndex(t, dir)
 	var names []string
 	for _, d := range im.Manifests {
 		name := d.Annotations[RefNameAnnotation]
