@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ func LoadBase(ctx context.Context, ref targets.BaseRef, keychain authn.Keychain)
 	case targets.BaseLayout:
 		return b, b.loadLayout()
 	}
-	var r name.Reference = ref.Repo.Tag(orDefault(ref.Tag, "latest"))
+	var r name.Reference = ref.Repo.Tag(cmp.Or(ref.Tag, "latest"))
 	if ref.Digest != "" {
 		r = ref.Repo.Digest(ref.Digest)
 	}
@@ -226,13 +227,6 @@ func scratch(pl targets.Platform) (v1.Image, error) {
 	cf.OS, cf.Architecture, cf.Variant = pl.OS, pl.Arch, pl.Variant
 	cf.RootFS.Type = "layers"
 	return mutate.ConfigFile(img, cf)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // onlyLayoutEntry names the single top-level entry of a layout, for

@@ -364,7 +364,16 @@ func (r *release) buildAll(ctx context.Context) error {
 // report names every problem, and then publishes nothing.
 func (r *release) verifyRow(ctx context.Context, rs *rowState) error {
 	start := time.Now()
-	rep, err := verifyRow(ctx, rs, rs.image, r.runner, nil)
+	t := rs.row.Target
+	in := verify.Input{
+		Image: rs.image, Ref: rs.row.ID(), Platform: rs.row.Platform,
+		Libc: t.Libc, Link: t.Link, Policy: t.Policy, Runner: r.runner,
+		Scratch: t.Base.Kind == targets.BaseScratch,
+	}
+	if !in.Scratch {
+		in.BaseName, in.BaseDigest = t.Base.Name(), rs.baseDigest.String()
+	}
+	rep, err := verify.Image(ctx, in)
 	rs.res.Timings.add("verify", time.Since(start))
 	if err != nil {
 		rs.res.Status, rs.res.Error = StatusFailed, err.Error()

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kilnbuild/kiln/targets"
 	"github.com/kilnbuild/kiln/verify"
@@ -95,18 +94,4 @@ func (b *Base) Platforms() ([]targets.Platform, error) {
 		out = append(out, targets.Platform{OS: d.Platform.OS, Arch: d.Platform.Architecture, Variant: d.Platform.Variant})
 	}
 	return out, nil
-}
-
-// verifyRow checks one assembled row image against its target.
-func verifyRow(ctx context.Context, rs *rowState, img v1.Image, runner *verify.Runner, fs *verify.FS) (*verify.Report, error) {
-	t := rs.row.Target
-	in := verify.Input{
-		Image: img, Ref: rs.row.ID(), Platform: rs.row.Platform,
-		Libc: t.Libc, Link: t.Link, Policy: t.Policy, Runner: runner, FS: fs,
-		Scratch: t.Base.Kind == targets.BaseScratch,
-	}
-	if !in.Scratch {
-		in.BaseName, in.BaseDigest = t.Base.Name(), rs.baseDigest.String()
-	}
-	return verify.Image(ctx, in)
 }

@@ -4,6 +4,7 @@ package targets
 // kiln builds, and why it refuses the rest before compiling anything.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -42,7 +43,7 @@ func checkTarget(cfg *Config, t *Target, tc *TargetConfig) error {
 		default:
 			return bad(".builder_runtime", "use auto, docker or podman", "unknown runtime %q", tc.BuilderRuntime)
 		}
-		t.Builder = Builder{Container: true, Image: img, Runtime: orDefault(tc.BuilderRuntime, "auto"), Network: tc.BuilderNetwork}
+		t.Builder = Builder{Container: true, Image: img, Runtime: cmp.Or(tc.BuilderRuntime, "auto"), Network: tc.BuilderNetwork}
 	default:
 		return bad(".builder", "use host or container", "unknown builder %q", tc.Builder)
 	}

@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -102,7 +103,7 @@ func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
 			Libc:    Libc(tc.Libc),
 			Base:    b,
 			Default: tc.Default,
-			Link:    orDefault(tc.Link, LinkDynamic),
+			Link:    cmp.Or(tc.Link, LinkDynamic),
 			Tags:    concat(cfg.App.Tags, tc.Tags),
 			Ldflags: concat(cfg.App.Ldflags, tc.Ldflags),
 			Env:     concat(cfg.App.Env, tc.Env),
@@ -248,11 +249,4 @@ func (p *Plan) BuildArgs(r Row, out string) []string {
 		args = append(args, "-ldflags", strings.Join(ldflags, " "))
 	}
 	return append(args, p.Config.App.Main)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io/fs"
 	"path"
@@ -34,11 +35,11 @@ func (s *subject) checkLinkMode(rep *Report) {
 	case s.in.Libc == "":
 		rep.add("link.mode", Pass, "%s", mode)
 	case s.expectStatic() && !s.elf.Static:
-		rep.add("link.mode", Fail, "the target (libc %s, link %s) must be static, but the binary is %s", s.in.Libc, orDefault(s.in.Link, "dynamic"), mode)
+		rep.add("link.mode", Fail, "the target (libc %s, link %s) must be static, but the binary is %s", s.in.Libc, cmp.Or(s.in.Link, "dynamic"), mode)
 	case !s.expectStatic() && s.elf.Static:
 		rep.add("link.mode", Fail, "the target (libc %s) must link dynamically against %s, but the binary is static", s.in.Libc, s.in.Libc)
 	default:
-		rep.add("link.mode", Pass, "%s, as libc %s, link %s requires", mode, s.libc, orDefault(s.in.Link, "dynamic"))
+		rep.add("link.mode", Pass, "%s, as libc %s, link %s requires", mode, s.libc, cmp.Or(s.in.Link, "dynamic"))
 	}
 }
 
@@ -400,13 +401,6 @@ func orUnknown(s string) string {
 func orNone(s string) string {
 	if s == "" {
 		return "none"
-	}
-	return s
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -78,7 +79,7 @@ func (s *subject) checkRun(ctx context.Context, rep *Report, pred Prediction) {
 		return
 	}
 	base := sandboxConfig{
-		Root: root, Env: s.env, UID: uid, GID: gid, Dir: orDefault(s.cfg.Config.WorkingDir, "/"),
+		Root: root, Env: s.env, UID: uid, GID: gid, Dir: cmp.Or(s.cfg.Config.WorkingDir, "/"),
 		Timeout: max(pol.RunTimeout, 100*time.Millisecond), Runs: 1, Parallel: 1, LimitMem: qemu == "", MaxOutput: 64 << 10,
 		Devices: []string{"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"},
 	}
