@@ -1,0 +1,211 @@
+// Package cache keeps the results of kiln's own pure computations between
+// runs, the way go's build cache keeps compiled packages: an entry is found
+// only by a key that hashes every input of the computation and kiln's own
+// build ID, so a new kiln or a changed input never sees an old answer.
+//
+// Entries are small JSON files under <user cache dir>/kiln/<kind>/, written
+// atomically; entries not used for two weeks are removed. A nil *Cache is a
+// valid, disabled cache: Get misses and Put does nothing (kiln release
+// --no-cache, or no cache directory).
+package cache
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// maxEntry bounds what Get reads: entries are small records, and a cache
+// directory is only as trustworthy as the user's home.
+const maxEntry = 16 << 20
+
+// MaxAge is how long an unused entry of any kiln cache is kept.
+const MaxAge = 14 * 24 * time.Hour
+
+// Cache is a directory of entries and the salt every key is mixed with.
+type Cache struct {
+	dir  string
+	salt string
+
+	mu     sync.Mutex
+	pruned map[string]bool // kinds pruned by this process
+}
+
+// Open returns the user's kiln cache, salted with the running executable's
+// Go build ID, or nil (disabled) when there is no cache directory or the
+// build ID cannot be read: without it an upgraded kiln could read the
+// answers of the old one.
+func Open() *Cache {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return nil
+	}
+	id := selfBuildID()
+	if id == "" {
+		return nil
+	}
+	return New(filepath.Join(base, "kiln"), id)
+}
+
+// New returns a cache rooted at dir whose keys are mixed with salt.
+func New(dir, salt string) *Cache {
+	return &Cache{dir: dir, salt: salt, pruned: map[string]bool{}}
+}
+
+// Dir is the cache's root directory ("" for a disabled cache).
+func (c *Cache) Dir() string {
+	if c == nil {
+		return ""
+	}
+	return c.dir
+}
+
+// Key hashes the parts, in order and unambiguously, with the cache's salt.
+func (c *Cache) Key(parts ...any) string {
+	if c == nil {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%q", c.salt)
+	for _, p := range parts {
+		b, err := json.Marshal(p)
+		if err != nil { // a programming error: such a key must never hit
+			b = fmt.Appendf(nil, "unencodable %T %p", p, &p)
+		}
+		fmt.Fprintf(h, "\x00%d:%s", len(b), b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (c *Cache) path(kind, key string) string {
+	return filepath.Join(c.dir, kind, key+".json")
+}
+
+// Get decodes the entry kind/key into v and reports whether it was there and
+// whole. A found entry is marked used, so pruning keeps it.
+func (c *Cache) Get(kind, key string, v any) bool {
+	if c == nil || key == "" {
+		return false
+	}
+	p := c.path(kind, key)
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxEntry+1)); err != nil || buf.Len() > maxEntry {
+		return false
+	}
+	var e entry
+	if json.Unmarshal(buf.Bytes(), &e) != nil || e.Key != key || json.Unmarshal(e.Value, v) != nil {
+		return false
+	}
+	now := time.Now()
+	_ = os.Chtimes(p, now, now)
+	return true
+}
+
+// Put stores v as the entry kind/key. Failures are ignored: a cache that
+// cannot be written only costs the next run the computation.
+func (c *Cache) Put(kind, key string, v any) {
+	if c == nil || key == "" {
+		return
+	}
+	val, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	data, err := json.Marshal(entry{Key: key, Value: val})
+	if err != nil {
+		return
+	}
+	dir := filepath.Join(c.dir, kind)
+	if os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	c.prune(kind)
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(data)
+	if cerr := tmp.Close(); werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		return
+	}
+	if os.Rename(tmp.Name(), c.path(kind, key)) != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+// entry is the stored form; the key inside guards against a file renamed
+// or copied into the wrong place.
+type entry struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// prune removes, once per process and kind, the entries of kind not used
+// for MaxAge.
+func (c *Cache) prune(kind string) {
+	c.mu.Lock()
+	done := c.pruned[kind]
+	c.pruned[kind] = true
+	c.mu.Unlock()
+	if !done {
+		PruneDir(filepath.Join(c.dir, kind), MaxAge)
+	}
+}
+
+// PruneDir removes the entries of dir (files or whole directories) whose
+// modification time is older than age. Users of a cache directory mark an
+// entry used by touching it.
+func PruneDir(dir string, age time.Duration) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	cutoff := time.Now().Add(-age)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// selfBuildID reads the Go build ID of the running executable from its ELF
+// note, which the go command derives from the binary's inputs and content.
+func selfBuildID() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := f.Section(".note.go.buildid")
+	if s == nil || s.Size > 4096 {
+		return ""
+	}
+	note, err := s.Data()
+	if err != nil || len(note) < 16 {
+		return ""
+	}
+	// namesz, descsz, type, then "Go\x00\x00" and the ID.
+	descsz := int(uint32(note[4]) | uint32(note[5])<<8 | uint32(note[6])<<16 | uint32(note[7])<<24)
+	if !bytes.Equal(note[12:16], []byte("Go\x00\x00")) || 16+descsz > len(note) {
+		return ""
+	}
+	return string(note[16 : 16+descsz])
+}

@@ -1,0 +1,84 @@
+package cache
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestGetPut(t *testing.T) {
+	c := New(t.TempDir(), "kiln-a")
+	type rec struct {
+		A string
+		N int
+	}
+	k := c.Key("x", 1, []string{"a", "b"})
+	var got rec
+	if c.Get("k", k, &got) {
+		t.Fatal("hit on an empty cache")
+	}
+	c.Put("k", k, rec{"v", 3})
+	if !c.Get("k", k, &got) || got != (rec{"v", 3}) {
+		t.Fatalf("Get = %+v", got)
+	}
+	// Every part and the salt are in the key, and parts do not run together.
+	for _, other := range []string{c.Key("x", 1, []string{"a", "bb"}), c.Key("x", 1, []string{"ab"}), New(c.dir, "kiln-b").Key("x", 1, []string{"a", "b"})} {
+		if other == k {
+			t.Fatalf("different inputs share key %s", k)
+		}
+	}
+	// A damaged or misplaced entry is a miss, not an answer.
+	p := c.path("k", k)
+	if err := os.WriteFile(p, []byte(`{"key":"other","value":{"A":"w"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c.Get("k", k, &got) {
+		t.Fatal("an entry whose key does not match was used")
+	}
+	if err := os.WriteFile(p, []byte(`{"key":"`+k+`","val`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c.Get("k", k, &got) {
+		t.Fatal("a truncated entry was used")
+	}
+}
+
+func TestNilCacheIsDisabled(t *testing.T) {
+	var c *Cache
+	c.Put("k", c.Key("x"), 1)
+	var v int
+	if c.Get("k", c.Key("x"), &v) || c.Dir() != "" {
+		t.Fatal("a nil cache stored something")
+	}
+}
+
+func TestPruneKeepsUsedEntries(t *testing.T) {
+	c := New(t.TempDir(), "s")
+	old, used := c.Key("old"), c.Key("used")
+	c.Put("k", old, 1)
+	c.Put("k", used, 2)
+	long := time.Now().Add(-MaxAge - time.Hour)
+	for _, k := range []string{old, used} {
+		if err := os.Chtimes(c.path("k", k), long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var v int
+	if !c.Get("k", used, &v) { // marks it used
+		t.Fatal("miss")
+	}
+	New(c.dir, "s").Put("k", c.Key("new"), 3) // a new process prunes once
+	if _, err := os.Stat(c.path("k", old)); !os.IsNotExist(err) {
+		t.Fatalf("unused entry kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "k", used+".json")); err != nil {
+		t.Fatalf("used entry pruned: %v", err)
+	}
+}
+
+func TestSelfBuildID(t *testing.T) {
+	if id := selfBuildID(); len(id) < 20 {
+		t.Fatalf("build ID of the test binary = %q", id)
+	}
+}
