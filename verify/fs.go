@@ -144,11 +144,50 @@ func Flatten(img v1.Image, lim Limits) (*FS, error) {
 func FlattenLayers(layers []v1.Layer, lim Limits) (*FS, error) {
 	f := newFS(lim)
 	for _, l := range layers {
-		if err := f.addLayer(l); err != nil {
-			return nil, fmt.Errorf("reading layer %d (%s): %w", f.layer, layerName(l), err)
+		if err := f.AddLayer(l); err != nil {
+			return nil, err
 		}
 	}
 	return f, nil
+}
+
+// Clone returns a copy of f to which layers can be added without changing
+// f, so a base flattened once serves every image built on it. File contents
+// are shared: nothing changes them once read.
+func (f *FS) Clone() *FS {
+	g := *f
+	g.root = cloneNode(f.root, map[*blob]*blob{})
+	return &g
+}
+
+// cloneNode copies n's subtree; blobs maps each blob to its copy, so hard
+// links keep sharing one.
+func cloneNode(n *node, blobs map[*blob]*blob) *node {
+	c := *n
+	if n.content != nil {
+		b := blobs[n.content]
+		if b == nil {
+			b = &blob{data: n.content.data, refs: n.content.refs}
+			blobs[n.content] = b
+		}
+		c.content = b
+	}
+	if n.children != nil {
+		c.children = make(map[string]*node, len(n.children))
+		for name, child := range n.children {
+			c.children[name] = cloneNode(child, blobs)
+		}
+	}
+	return &c
+}
+
+// AddLayer applies l on top of the layers already applied, as Flatten does
+// for each of an image's layers.
+func (f *FS) AddLayer(l v1.Layer) error {
+	if err := f.addLayer(l); err != nil {
+		return fmt.Errorf("reading layer %d (%s): %w", f.layer, layerName(l), err)
+	}
+	return nil
 }
 
 func newFS(lim Limits) *FS {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -842,4 +843,38 @@ func rootAndSentinel(t testing.TB) (dir, sentinel string) {
 	}
 	makeWritable(t, parent)
 	return dir, sentinel
+}
+
+// A base flattened once and cloned per image must give each image exactly
+// what flattening all of its layers gives, and stay as it was.
+func TestCloneThenAddLayerEqualsFlatten(t *testing.T) {
+	base := []v1.Layer{
+		tarLayer(t, tarDir("etc"), tarFile("etc/passwd", "root"), tarExe("bin/busybox", "bb"), tarHardlink("bin/sh", "bin/busybox"), tarFile("etc/old", "x")),
+		tarLayer(t, tarFile("etc/hosts", "h")),
+	}
+	top := tarLayer(t, tarFile("etc/passwd", "root\nnonroot"), tarFile("etc/.wh.old", ""), tarFile("bin/.wh.busybox", ""), tarExe("app", "elf"))
+	b := mustFlatten(t, Limits{}, base...)
+	before := walkPaths(t, b)
+
+	c := b.Clone()
+	if err := c.AddLayer(top); err != nil {
+		t.Fatal(err)
+	}
+	want := mustFlatten(t, Limits{}, append(base, top)...)
+	if got, w := walkPaths(t, c), walkPaths(t, want); !slices.Equal(got, w) {
+		t.Errorf("clone + layer = %v\nflatten     = %v", got, w)
+	}
+	if c.kept != want.kept || c.count != want.count || c.layer != want.layer {
+		t.Errorf("clone accounting kept/count/layer = %d/%d/%d, flatten %d/%d/%d", c.kept, c.count, c.layer, want.kept, want.count, want.layer)
+	}
+	wantContent(t, c, "/etc/passwd", "root\nnonroot")
+	wantContent(t, c, "/bin/sh", "bb") // the hard link outlives the removed target
+	wantAbsent(t, c, "/etc/old", "/bin/busybox")
+
+	if got := walkPaths(t, b); !slices.Equal(got, before) {
+		t.Errorf("the base changed: %v, was %v", got, before)
+	}
+	wantContent(t, b, "/etc/passwd", "root")
+	wantContent(t, b, "/bin/busybox", "bb")
+	wantAbsent(t, b, "/app")
 }
