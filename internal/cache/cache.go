@@ -48,7 +48,11 @@ func Open() *Cache {
 	if err != nil {
 		return nil
 	}
-	id := selfBuildID()
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	id := GoBuildID(exe)
 	if id == "" {
 		return nil
 	}
@@ -182,14 +186,12 @@ func PruneDir(dir string, age time.Duration) {
 	}
 }
 
-// selfBuildID reads the Go build ID of the running executable from its ELF
-// note, which the go command derives from the binary's inputs and content.
-func selfBuildID() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return ""
-	}
-	f, err := elf.Open(exe)
+// GoBuildID reads the Go build ID of the ELF executable at path from its
+// note, or returns "". The go command derives it from the binary's inputs
+// and, in its last part, its content; it is how go build itself decides a
+// binary is up to date.
+func GoBuildID(path string) string {
+	f, err := elf.Open(path)
 	if err != nil {
 		return ""
 	}

@@ -2,7 +2,9 @@ package cache
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,8 +79,19 @@ func TestPruneKeepsUsedEntries(t *testing.T) {
 	}
 }
 
-func TestSelfBuildID(t *testing.T) {
-	if id := selfBuildID(); len(id) < 20 {
-		t.Fatalf("build ID of the test binary = %q", id)
+func TestGoBuildID(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exec.Command("go", "tool", "buildid", exe).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := GoBuildID(exe); got != strings.TrimSpace(string(want)) {
+		t.Fatalf("GoBuildID = %q, go tool buildid says %q", got, want)
+	}
+	if got := GoBuildID("cache.go"); got != "" {
+		t.Fatalf("GoBuildID of a non-ELF file = %q", got)
 	}
 }
