@@ -5,23 +5,25 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"hash/crc32"
-	"path/filepath"
-
 	"fmt"
-	"github.com/klauspost/compress/gzip"
+	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
 )
 
@@ -52,7 +54,57 @@ type ImageSpec struct {
 // its parent directories. Everything that could vary between runs is fixed:
 // entry order, uid/gid 0, mode 0555 (dirs 0755), mtime, no user names.
 func BinaryLayer(binary []byte, entrypoint string, mtime time.Time, mt types.MediaType) (v1.Layer, error) {
+	return binaryLayer(nil, binary, entrypoint, mtime, mt)
+}
+
+// binaryLayer is BinaryLayer with c's layer cache: the compressed form is
+// kept by the uncompressed digest, so an unchanged binary is not
+// compressed again on the next release.
+func binaryLayer(c *kilncache.Cache, binary []byte, entrypoint string, mtime time.Time, mt types.MediaType) (*memLayer, error) {
+	raw, err := binaryTar(binary, entrypoint, mtime)
+	if err != nil {
+		return nil, err
+	}
+	l := &memLayer{raw: raw, mediaType: mt}
+	l.diffID = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.raw)}
+	cached := layerCachePath(c, l.diffID)
+	if data, err := os.ReadFile(cached); err == nil && verifyGzipOf(data, l.raw) {
+		l.compressed = data
+		now := time.Now()
+		_ = os.Chtimes(cached, now, now) // in use: keep it
+	} else {
+		// klauspost's gzip: several times faster than compress/gzip at the
+		// same level, and as deterministic.
+		var gz bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := zw.Write(l.raw); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		l.compressed = gz.Bytes()
+		if cached != "" && os.MkdirAll(filepath.Dir(cached), 0o755) == nil {
+			kilncache.PruneDir(filepath.Dir(cached), kilncache.MaxAge)
+			tmp := cached + ".tmp-" + randomHex(4)
+			if os.WriteFile(tmp, l.compressed, 0o644) == nil {
+				_ = os.Rename(tmp, cached)
+			}
+		}
+	}
+	// Both forms stay in memory with their digests, so neither publishing
+	// nor verification compresses or decompresses this layer again.
+	l.digest = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.compressed)}
+	return l, nil
+}
+
+// binaryTar is the uncompressed layer of BinaryLayer.
+func binaryTar(binary []byte, entrypoint string, mtime time.Time) ([]byte, error) {
 	var buf bytes.Buffer
+	buf.Grow(len(binary) + 8<<10)
 	tw := tar.NewWriter(&buf)
 	rel := strings.TrimPrefix(path.Clean(entrypoint), "/")
 	var dirs []string
@@ -74,67 +126,120 @@ func BinaryLayer(binary []byte, entrypoint string, mtime time.Time, mt types.Med
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	l := &memLayer{raw: buf.Bytes(), mediaType: mt}
-	l.diffID = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.raw)}
-	// The compressed form is cached by the uncompressed digest: an unchanged
-	// binary is not compressed again on the next release.
-	cache := layerCachePath(l.diffID)
-	if data, err := os.ReadFile(cache); err == nil && verifyGzipOf(data, l.raw) {
-		l.compressed = data
-		now := time.Now()
-		_ = os.Chtimes(cache, now, now) // in use: keep it
-	} else {
-		// klauspost's gzip: several times faster than compress/gzip at the
-		// same level, and as deterministic.
-		var gz bytes.Buffer
-		zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := zw.Write(l.raw); err != nil {
-			return nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
-		l.compressed = gz.Bytes()
-		if cache != "" && os.MkdirAll(filepath.Dir(cache), 0o755) == nil {
-			pruneLayerCache(filepath.Dir(cache))
-			tmp := cache + ".tmp-" + randomHex(4)
-			if os.WriteFile(tmp, l.compressed, 0o644) == nil {
-				_ = os.Rename(tmp, cache)
-			}
+	return buf.Bytes(), nil
+}
+
+// binaryLayerFile is BinaryLayer for the binary at bin, skipping the work
+// when an earlier run layered the same binary: the go command stamps every
+// binary with a build ID whose last part is a hash of its content (it is
+// how go build decides the binary is up to date), so with the same build
+// ID and size, and the compressed layer still cached, the recorded digests
+// are used and nothing is read, hashed or compressed until something needs
+// the bytes. A warm release pays for reading an ELF note.
+func binaryLayerFile(c *kilncache.Cache, bin, entrypoint string, mtime time.Time, mt types.MediaType) (v1.Layer, error) {
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return nil, fmt.Errorf("reading the built binary: %w", err)
+	}
+	key := ""
+	if id := kilncache.GoBuildID(bin); id != "" {
+		key = c.Key("binary-layer/v1", id, fi.Size(), entrypoint, mtime, mt)
+	}
+	var rec layerRecord
+	if key != "" && c.Get("binary-layer", key, &rec) {
+		gz := layerCachePath(c, rec.DiffID)
+		if gi, err := os.Stat(gz); err == nil && gi.Size() == rec.Size {
+			now := time.Now()
+			_ = os.Chtimes(gz, now, now)
+			return &fileLayer{bin: bin, gz: gz, entrypoint: entrypoint, mtime: mtime, mediaType: mt, rec: rec}, nil
 		}
 	}
-	// Both forms stay in memory with their digests, so neither publishing
-	// nor verification compresses or decompresses this layer again.
-	l.digest = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.compressed)}
+	data, err := readBinary(bin)
+	if err != nil {
+		return nil, err
+	}
+	l, err := binaryLayer(c, data, entrypoint, mtime, mt)
+	if err != nil {
+		return nil, err
+	}
+	if key != "" {
+		c.Put("binary-layer", key, layerRecord{Digest: l.digest, DiffID: l.diffID, Size: int64(len(l.compressed))})
+	}
 	return l, nil
 }
 
-// layerCachePath is where the compressed form of a layer with this diff id
-// is kept ("" when there is no user cache directory).
-func layerCachePath(diffID v1.Hash) string {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(base, "kiln", "layers", diffID.Hex+".tar.gz")
+// layerRecord is what binaryLayerFile keeps of a layer.
+type layerRecord struct {
+	Digest v1.Hash `json:"digest"`
+	DiffID v1.Hash `json:"diff_id"`
+	Size   int64   `json:"size"`
 }
 
-// pruneLayerCache removes cached layers not used for two weeks, so the
-// cache holds what recent releases use rather than every binary ever built.
-func pruneLayerCache(dir string) {
-	ents, err := os.ReadDir(dir)
+// fileLayer is a binary layer known by its recorded digests: the
+// compressed form is read from the layer cache and checked against its
+// digest as it is read; the tar is made from the binary when asked for.
+type fileLayer struct {
+	bin, gz, entrypoint string
+	mtime               time.Time
+	mediaType           types.MediaType
+	rec                 layerRecord
+}
+
+func (l *fileLayer) Digest() (v1.Hash, error)            { return l.rec.Digest, nil }
+func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.rec.DiffID, nil }
+func (l *fileLayer) Size() (int64, error)                { return l.rec.Size, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+func (l *fileLayer) Compressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.gz)
 	if err != nil {
-		return
+		return nil, err
 	}
-	cutoff := time.Now().Add(-14 * 24 * time.Hour)
-	for _, e := range ents {
-		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
+	return &digestReader{f: f, h: sha256.New(), want: l.rec.Digest.Hex, name: l.gz}, nil
+}
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	data, err := readBinary(l.bin)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := binaryTar(data, l.entrypoint, l.mtime)
+	if err != nil {
+		return nil, err
+	}
+	if d := hexSHA256(raw); d != l.rec.DiffID.Hex {
+		return nil, fmt.Errorf("the binary %s changed since it was layered (diff id sha256:%s, recorded %s); run kiln release again", l.bin, d, l.rec.DiffID)
+	}
+	return io.NopCloser(bytes.NewReader(raw)), nil
+}
+
+// digestReader fails the read that reaches EOF when what was read does not
+// have the expected sha256: a damaged cache file must not be published.
+type digestReader struct {
+	f    *os.File
+	h    hash.Hash
+	want string
+	name string
+}
+
+func (r *digestReader) Read(p []byte) (int, error) {
+	n, err := r.f.Read(p)
+	r.h.Write(p[:n])
+	if err == io.EOF {
+		if got := hex.EncodeToString(r.h.Sum(nil)); got != r.want {
+			return n, fmt.Errorf("%s: content has sha256:%s, want sha256:%s (delete it; kiln rebuilds it)", r.name, got, r.want)
 		}
 	}
+	return n, err
+}
+
+func (r *digestReader) Close() error { return r.f.Close() }
+
+// layerCachePath is where c keeps the compressed form of a layer with this
+// diff id ("" for a disabled cache).
+func layerCachePath(c *kilncache.Cache, diffID v1.Hash) string {
+	if c.Dir() == "" {
+		return ""
+	}
+	return filepath.Join(c.Dir(), "layers", diffID.Hex+".tar.gz")
 }
 
 // verifyGzipOf checks, cheaply, that a cached file is a gzip stream whose
@@ -179,18 +284,32 @@ func hexSHA256(b []byte) string {
 // config and annotations. baseDigest is the platform manifest of the base
 // (zero for scratch).
 func Assemble(base v1.Image, baseRef targets.BaseRef, baseDigest v1.Hash, binary []byte, spec ImageSpec) (v1.Image, error) {
-	baseType, err := base.MediaType()
+	mt, err := layerMediaType(base)
 	if err != nil {
-		return nil, fmt.Errorf("reading the base's media type: %w", err)
+		return nil, err
 	}
-	layerType := types.OCILayer
-	if baseType == types.DockerManifestSchema2 {
-		layerType = types.DockerLayer // keep one family of media types per manifest
-	}
-	layer, err := BinaryLayer(binary, spec.Entrypoint, spec.Created, layerType)
+	layer, err := BinaryLayer(binary, spec.Entrypoint, spec.Created, mt)
 	if err != nil {
 		return nil, fmt.Errorf("writing the binary layer: %w", err)
 	}
+	return assembleLayer(base, baseRef, baseDigest, layer, spec)
+}
+
+// layerMediaType is the media type of a layer added to base: one family
+// of media types per manifest.
+func layerMediaType(base v1.Image) (types.MediaType, error) {
+	baseType, err := base.MediaType()
+	if err != nil {
+		return "", fmt.Errorf("reading the base's media type: %w", err)
+	}
+	if baseType == types.DockerManifestSchema2 {
+		return types.DockerLayer, nil
+	}
+	return types.OCILayer, nil
+}
+
+// assembleLayer is Assemble with the binary layer already made.
+func assembleLayer(base v1.Image, baseRef targets.BaseRef, baseDigest v1.Hash, layer v1.Layer, spec ImageSpec) (v1.Image, error) {
 	created := v1.Time{Time: spec.Created}
 	img, err := mutate.Append(base, mutate.Addendum{
 		Layer:   layer,

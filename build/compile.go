@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
+	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
 )
 
@@ -64,13 +66,34 @@ func binCacheDir(fallback, module, rowID string, args, env []string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%q\n", module, rowID, args, env)
 	key := hex.EncodeToString(h.Sum(nil))[:24]
-	if base, err := os.UserCacheDir(); err == nil {
-		dir := filepath.Join(base, "kiln", "bin", key)
+	if root := binCacheRoot(); root != "" {
+		dir := filepath.Join(root, key)
 		if os.MkdirAll(dir, 0o755) == nil {
+			now := time.Now()
+			_ = os.Chtimes(dir, now, now) // in use: pruning keeps it
 			return dir
 		}
 	}
 	dir := filepath.Join(fallback, rowID)
 	_ = os.MkdirAll(dir, 0o755)
 	return dir
+}
+
+func binCacheRoot() string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "kiln", "bin")
+}
+
+// binCacheAge is how long an unused row binary is kept: it only spares go
+// build a relink, so a few days of releases is what it is for.
+const binCacheAge = 3 * 24 * time.Hour
+
+// pruneBinCache removes the row binaries no release used for binCacheAge.
+func pruneBinCache() {
+	if root := binCacheRoot(); root != "" {
+		kilncache.PruneDir(root, binCacheAge)
+	}
 }

@@ -6,9 +6,12 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kilnbuild/kiln/internal/cache"
 
 	"github.com/kilnbuild/kiln/targets"
 	"github.com/kilnbuild/kiln/verify"
@@ -17,11 +20,12 @@ import (
 // Prepared is a row's base, resolved and inspected before compiling.
 type Prepared struct {
 	Base   *Base
-	Image  v1.Image // the base image for the row's platform
-	Digest v1.Hash  // its manifest digest; zero for scratch
-	FS     *verify.FS
+	Image  v1.Image   // the base image for the row's platform
+	Digest v1.Hash    // its manifest digest; zero for scratch
+	FS     *verify.FS // the base's files, for cgo rows on a non-scratch base
 
-	runtime *containerRuntime // builder: container only
+	runtime  *containerRuntime // builder: container only
+	warnings []string          // what the base inspection found worth saying
 }
 
 // Preflight resolves every row's base image and checks what the row needs
@@ -31,17 +35,32 @@ type Prepared struct {
 // *targets.ConfigError; warnings go to the plan's rows. The result is
 // aligned with p.Rows.
 func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([]*Prepared, error) {
+	out, err := preflight(ctx, p, keychain, nil, &baseFiles{})
+	if err != nil {
+		return nil, err
+	}
+	for i, prep := range out {
+		p.Rows[i].Warnings = append(p.Rows[i].Warnings, prep.warnings...)
+	}
+	return out, nil
+}
+
+// preflight is Preflight without touching p.Rows, so that it can run while
+// Analyze adds its own findings to them; warnings stay in the result. What
+// a base holds for a row is read from c when an earlier run recorded it for
+// the same base digest; otherwise the base is flattened (once, through
+// files) and the facts recorded.
+func preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain, c *cache.Cache, files *baseFiles) ([]*Prepared, error) {
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}
 	bases := map[string]*Base{}
-	filesystems := map[v1.Hash]*verify.FS{}
 	hostGlibc := map[string]string{}
 	runtimes := map[string]*containerRuntime{}
 	images := map[string]bool{}
 	out := make([]*Prepared, len(p.Rows))
 	for i := range p.Rows {
-		row := &p.Rows[i]
+		row := p.Rows[i]
 		ref := row.Target.Base
 		label := func(err error) error { return relabelBase(p, row.Target.Name, err) }
 		b, ok := bases[ref.Raw]
@@ -76,18 +95,17 @@ func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([
 		if !row.CGO() || ref.Kind == targets.BaseScratch {
 			continue // scratch with cgo is refused from the config; static rows need nothing from the base
 		}
-		if prep.FS, ok = filesystems[d]; !ok {
-			if prep.FS, err = verify.Flatten(img, verify.Limits{}); err != nil {
-				return nil, &RegistryError{Op: "reading the files of base", Ref: ref.Raw + " (" + row.Platform.String() + ")", Err: err}
-			}
-			filesystems[d] = prep.FS
+		facts, fsys, err := inspectBase(c, files, img, d, row.Platform)
+		if err != nil {
+			return nil, &RegistryError{Op: "reading the files of base", Ref: ref.Raw + " (" + row.Platform.String() + ")", Err: err}
 		}
-		if err := checkLoader(p, row, prep.FS); err != nil {
+		prep.FS = fsys
+		if err := checkLoader(p, &row, facts); err != nil {
 			return nil, err
 		}
 		if row.Target.Libc == targets.LibcGlibc {
-			if w := glibcSkew(row, prep.FS, hostGlibc); w != "" {
-				row.Warnings = append(row.Warnings, w)
+			if w := glibcSkew(&row, facts, hostGlibc); w != "" {
+				prep.warnings = append(prep.warnings, w)
 			}
 		}
 	}
@@ -104,14 +122,14 @@ func relabelBase(p *targets.Plan, target string, err error) error {
 // checkLoader refuses a dynamic cgo row whose base lacks the loader the
 // binary will ask the kernel for: the image would die with `no such file
 // or directory` for a file that is not even the one it names.
-func checkLoader(p *targets.Plan, row *targets.Row, fsys *verify.FS) error {
+func checkLoader(p *targets.Plan, row *targets.Row, facts baseFacts) error {
 	want := row.Loader()
-	if want == "" || isFile(fsys, want) {
+	if want == "" || facts.Loaders[want] {
 		return nil
 	}
 	var has []string
 	for _, libc := range []targets.Libc{targets.LibcGlibc, targets.LibcMusl} {
-		if l := targets.Loader(libc, row.Platform); l != "" && isFile(fsys, l) {
+		if l := targets.Loader(libc, row.Platform); l != "" && facts.Loaders[l] {
 			has = append(has, fmt.Sprintf("the %s loader %s", libc, l))
 		}
 	}
@@ -128,17 +146,77 @@ func checkLoader(p *targets.Plan, row *targets.Row, fsys *verify.FS) error {
 		row.Target.Base.Name(), row.Target.Libc, want, row.Platform, what)
 }
 
-func isFile(fsys *verify.FS, p string) bool {
-	_, e, err := fsys.Resolve(p)
-	return err == nil && e.Type == verify.TypeFile
+// baseFacts is what preflight needs from a base platform image's files:
+// a pure function of its digest, kept in the cache between runs so that a
+// warm release does not read the base's layers before compiling.
+type baseFacts struct {
+	Loaders      map[string]bool `json:"loaders"`                 // each libc's loader for the platform: a file in the base?
+	Glibc        string          `json:"glibc,omitempty"`         // the base's libc.so.6
+	GlibcVersion string          `json:"glibc_version,omitempty"` // its newest GLIBC_ symbol version
+}
+
+// inspectBase returns the facts of a base platform image, from c when
+// recorded, else from its files (returned too, for verification to reuse).
+func inspectBase(c *cache.Cache, files *baseFiles, img v1.Image, d v1.Hash, pl targets.Platform) (baseFacts, *verify.FS, error) {
+	var facts baseFacts
+	key := c.Key("base-facts/v1", d, pl)
+	if d != (v1.Hash{}) && c.Get("base-facts", key, &facts) {
+		return facts, nil, nil
+	}
+	fsys, err := files.get(img, d)
+	if err != nil {
+		return facts, nil, err
+	}
+	facts.Loaders = map[string]bool{}
+	for _, libc := range []targets.Libc{targets.LibcGlibc, targets.LibcMusl} {
+		if l := targets.Loader(libc, pl); l != "" {
+			_, e, err := fsys.Resolve(l)
+			facts.Loaders[l] = err == nil && e.Type == verify.TypeFile
+		}
+	}
+	facts.Glibc, facts.GlibcVersion = baseGlibc(targets.Loader(targets.LibcGlibc, pl), fsys)
+	if d != (v1.Hash{}) {
+		c.Put("base-facts", key, facts)
+	}
+	return facts, fsys, nil
+}
+
+// baseFiles flattens each base platform image once per process, for
+// preflight and for every row verified on it.
+type baseFiles struct {
+	mu sync.Mutex
+	m  map[v1.Hash]*flattened
+}
+
+type flattened struct {
+	once sync.Once
+	fs   *verify.FS
+	err  error
+}
+
+// get returns the files of img, whose manifest digest is d. Callers that
+// add layers must Clone the result.
+func (b *baseFiles) get(img v1.Image, d v1.Hash) (*verify.FS, error) {
+	b.mu.Lock()
+	if b.m == nil {
+		b.m = map[v1.Hash]*flattened{}
+	}
+	f := b.m[d]
+	if f == nil {
+		f = &flattened{}
+		b.m[d] = f
+	}
+	b.mu.Unlock()
+	f.once.Do(func() { f.fs, f.err = verify.Flatten(img, verify.Limits{}) })
+	return f.fs, f.err
 }
 
 // glibcSkew compares the glibc the toolchain links against with the base's
 // and warns when the toolchain's is newer: the binary may need symbol
 // versions the base lacks. The binary's actual needs are checked after
 // compiling, by verification.
-func glibcSkew(row *targets.Row, fsys *verify.FS, hostCache map[string]string) string {
-	baseLibc, baseVer := baseGlibc(row, fsys)
+func glibcSkew(row *targets.Row, facts baseFacts, hostCache map[string]string) string {
+	baseLibc, baseVer := facts.Glibc, facts.GlibcVersion
 	if baseVer == "" || row.Toolchain.LibcSO == "" {
 		return ""
 	}
@@ -158,11 +236,11 @@ func glibcSkew(row *targets.Row, fsys *verify.FS, hostCache map[string]string) s
 		hostVer, row.Toolchain.LibcSO, baseVer, baseLibc, hostVer)
 }
 
-// baseGlibc finds the base's libc.so.6 next to its loader (or in the usual
-// library directories) and returns its path and newest GLIBC_ version.
-func baseGlibc(row *targets.Row, fsys *verify.FS) (string, string) {
+// baseGlibc finds the base's libc.so.6 next to the glibc loader (or in the
+// usual library directories) and returns its path and newest GLIBC_ version.
+func baseGlibc(loader string, fsys *verify.FS) (string, string) {
 	var dirs []string
-	if real, _, err := fsys.Resolve(row.Loader()); err == nil {
+	if real, _, err := fsys.Resolve(loader); err == nil {
 		dirs = append(dirs, path.Dir(real))
 	}
 	dirs = append(dirs, "/lib64", "/usr/lib64", "/lib", "/usr/lib")

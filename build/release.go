@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/sign"
 
 	"github.com/kilnbuild/kiln/targets"
@@ -40,6 +41,7 @@ type Options struct {
 	Keychain  authn.Keychain // registry credentials; nil means authn.DefaultKeychain
 	Progress  io.Writer      // one line per stage per row; nil discards
 	UserAgent string
+	Cache     *cache.Cache // kiln's own result cache; nil disables it
 }
 
 // Release runs the pipeline of SPEC §1 for every row of the plan: resolve
@@ -100,6 +102,7 @@ type release struct {
 	goHost     []string // the host environment with the go command's cache directories
 	signer     *sign.Signer
 	spec       ImageSpec
+	files      baseFiles // each base's files, flattened once
 }
 
 type rowState struct {
@@ -139,10 +142,21 @@ func (r *release) run(ctx context.Context) error {
 		r.res.Layout = filepath.Join(r.plan.Output, "oci")
 	}
 	// What happens before compiling is independent: the cgo analysis (go
-	// list), the go command's cache directories and the VCS facts.
+	// list), the bases and what the rows need from them, the go command's
+	// cache directories and the VCS facts.
+	for _, row := range r.plan.Rows {
+		rs := &rowState{row: row, res: &RowResult{
+			Target: row.Target.Name, Platform: row.Platform.String(), Libc: string(row.Target.Libc),
+			CGOEnabled: row.CGO(), BuildTags: row.Target.Tags, Base: BaseInfo{Name: row.Target.Base.Name()},
+			Status: StatusNotBuilt, Timings: Timings{}, Tags: []string{}, Builder: "host",
+		}}
+		r.rows = append(r.rows, rs)
+		r.res.Rows = append(r.res.Rows, rs.res)
+	}
 	start := time.Now()
+	var prepared []*Prepared
 	pre, pctx := errgroup.WithContext(ctx)
-	pre.Go(func() error { return r.plan.Analyze(pctx, r.opts.HostEnv) })
+	pre.Go(func() error { return r.plan.Analyze(pctx, r.opts.HostEnv, r.opts.Cache) })
 	pre.Go(func() error { return r.imageSpec(pctx) })
 	pre.Go(func() (err error) {
 		if r.goHost, err = goEnvCaches(pctx, r.opts.HostEnv); err != nil {
@@ -150,24 +164,39 @@ func (r *release) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	pre.Go(func() (err error) {
+		// ctx, not pctx: the base images read lazily through the context
+		// they were fetched with, and pctx ends with this stage.
+		prepared, err = preflight(ctx, r.plan, r.opts.Keychain, r.opts.Cache, &r.files)
+		r.res.Timings.add("base", time.Since(start))
+		return err
+	})
 	if err := pre.Wait(); err != nil {
 		return err
 	}
 	r.res.Timings.add("plan", time.Since(start))
-	for _, row := range r.plan.Rows {
-		r.rows = append(r.rows, &rowState{row: row, res: &RowResult{
-			Target: row.Target.Name, Platform: row.Platform.String(), Libc: string(row.Target.Libc),
-			CGOEnabled: row.CGO(), BuildTags: row.Target.Tags, Base: BaseInfo{Name: row.Target.Base.Name()},
-			Status: StatusNotBuilt, Timings: Timings{}, Tags: []string{},
-		}})
-		r.res.Rows = append(r.res.Rows, r.rows[len(r.rows)-1].res)
+	for i, rs := range r.rows {
+		prep := prepared[i]
+		rs.row = r.plan.Rows[i] // with what Analyze found
+		rs.row.Warnings = append(rs.row.Warnings, prep.warnings...)
+		rs.base, rs.baseDigest, rs.runtime = prep.Image, prep.Digest, prep.runtime
+		rs.res.Warnings = rs.row.Warnings
+		if prep.runtime != nil {
+			rs.res.Builder = prep.runtime.name + " " + rs.row.Target.Builder.Image.Raw
+		}
+		if prep.Digest != (v1.Hash{}) {
+			rs.res.Base.Digest = prep.Digest.String()
+		}
+		for _, w := range rs.row.Warnings {
+			r.progress("plan", rs, "warning: %s", w)
+		}
 	}
-
-	bases, err := r.resolveBases(ctx)
-	if err != nil {
-		return err
+	bases := map[string]*Base{}
+	for i, row := range r.plan.Rows {
+		bases[row.Target.Base.Raw] = prepared[i].Base
 	}
 	// Split jobs (--no-tag) leave signing to --merge.
+	var err error
 	if !r.opts.NoTag {
 		if r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain); err != nil {
 			return err
@@ -254,37 +283,6 @@ func (r *release) imageSpec(ctx context.Context) error {
 	return nil
 }
 
-// resolveBases fetches each distinct base once, picks every row's platform
-// image and checks what the row needs from it, before anything is compiled:
-// a missing platform or loader should not cost a build.
-func (r *release) resolveBases(ctx context.Context) (map[string]*Base, error) {
-	start := time.Now()
-	prepared, err := Preflight(ctx, r.plan, r.opts.Keychain)
-	if err != nil {
-		return nil, err
-	}
-	bases := map[string]*Base{}
-	for i, rs := range r.rows {
-		prep := prepared[i]
-		rs.base, rs.baseDigest, rs.runtime = prep.Image, prep.Digest, prep.runtime
-		rs.res.Builder = "host"
-		if prep.runtime != nil {
-			rs.res.Builder = prep.runtime.name + " " + rs.row.Target.Builder.Image.Raw
-		}
-		bases[rs.row.Target.Base.Raw] = prep.Base
-		if prep.Digest != (v1.Hash{}) {
-			rs.res.Base.Digest = prep.Digest.String()
-		}
-		rs.row = r.plan.Rows[i] // with the warnings preflight added
-		rs.res.Warnings = rs.row.Warnings
-		for _, w := range rs.row.Warnings {
-			r.progress("plan", rs, "warning: %s", w)
-		}
-	}
-	r.res.Timings.add("base", time.Since(start))
-	return bases, nil
-}
-
 // buildAll compiles and assembles every row, up to Jobs at a time. The
 // first failure cancels the builds still running.
 func (r *release) buildAll(ctx context.Context) error {
@@ -293,12 +291,21 @@ func (r *release) buildAll(ctx context.Context) error {
 		return fmt.Errorf("creating a build directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	pruneBinCache()
 	host := r.goHost
 	r.compiled = true
+	// Jobs bounds the compiles only: a row's assembly and verification run
+	// outside the limit, so the next compile starts as soon as one ends.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.opts.Jobs)
+	compiling := make(chan struct{}, r.opts.Jobs)
 	for _, rs := range r.rows {
 		g.Go(func() error {
+			select {
+			case compiling <- struct{}{}:
+			case <-gctx.Done():
+				rs.res.Status, rs.res.Error = StatusNotBuilt, "stopped: another build failed"
+				return nil
+			}
 			r.progress("compile", rs, "go build (CGO_ENABLED=%s)", map[bool]string{true: "1", false: "0"}[rs.row.CGO()])
 			start := time.Now()
 			var bin string
@@ -308,6 +315,7 @@ func (r *release) buildAll(ctx context.Context) error {
 			} else {
 				bin, err = compile(gctx, r.plan, rs.row, tmp, host)
 			}
+			<-compiling
 			rs.res.Timings.add("compile", time.Since(start))
 			if err != nil {
 				rs.res.Status = StatusFailed
@@ -321,11 +329,7 @@ func (r *release) buildAll(ctx context.Context) error {
 			}
 			r.progress("compile", rs, "ok (%.1fs)", time.Since(start).Seconds())
 			start = time.Now()
-			data, err := readBinary(bin)
-			if err == nil {
-				rs.buildInfo = readBuildInfo(data)
-				rs.image, err = Assemble(rs.base, rs.row.Target.Base, rs.baseDigest, data, r.spec)
-			}
+			rs.image, err = r.assemble(rs, bin)
 			var d v1.Hash
 			if err == nil {
 				d, err = rs.image.Digest() // computes the layer digest once, here in parallel
@@ -359,6 +363,22 @@ func (r *release) buildAll(ctx context.Context) error {
 	return nil
 }
 
+// assemble layers the row's binary at bin on its base.
+func (r *release) assemble(rs *rowState, bin string) (v1.Image, error) {
+	mt, err := layerMediaType(rs.base)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := binaryLayerFile(r.opts.Cache, bin, r.spec.Entrypoint, r.spec.Created, mt)
+	if err != nil {
+		return nil, fmt.Errorf("writing the binary layer: %w", err)
+	}
+	if bi, err := buildinfo.ReadFile(bin); err == nil {
+		rs.buildInfo = bi
+	}
+	return assembleLayer(rs.base, rs.row.Target.Base, rs.baseDigest, layer, r.spec)
+}
+
 // verifyRow runs the checks of SPEC §4 on a row's image. A failing image
 // marks its row failed; the release goes on verifying the others so the
 // report names every problem, and then publishes nothing.
@@ -373,8 +393,9 @@ func (r *release) verifyRow(ctx context.Context, rs *rowState) error {
 	if !in.Scratch {
 		in.BaseName, in.BaseDigest = t.Base.Name(), rs.baseDigest.String()
 	}
-	rep, err := verify.Image(ctx, in)
+	rep, cached, err := r.verifyImage(ctx, in, rs)
 	rs.res.Timings.add("verify", time.Since(start))
+	rs.res.VerifyCached = cached
 	if err != nil {
 		rs.res.Status, rs.res.Error = StatusFailed, err.Error()
 		return fmt.Errorf("verifying %s: %w", rs.row.ID(), err)
@@ -394,8 +415,51 @@ func (r *release) verifyRow(ctx context.Context, rs *rowState) error {
 		}
 	}
 	rs.res.Status = StatusVerified
-	r.progress("verify", rs, "passed (%d checks, %d skipped)", len(rep.Checks), skipped)
+	how := ""
+	if cached {
+		how = ", cached"
+	}
+	r.progress("verify", rs, "passed (%d checks, %d skipped%s)", len(rep.Checks), skipped, how)
 	return nil
+}
+
+// verifyImage verifies a row's image. The static checks are a pure
+// function of the image (named by its digest), what the target expects of
+// it and kiln itself, so when run.* is off a report of the same inputs from
+// an earlier run is the answer, as go test reuses a passing test's result;
+// run.* is never cached. A base's files are flattened once per release and
+// only the binary layer is added for each row.
+func (r *release) verifyImage(ctx context.Context, in verify.Input, rs *rowState) (*verify.Report, bool, error) {
+	c := r.opts.Cache
+	key := ""
+	if !in.Policy.Run {
+		keyed := in
+		keyed.Image, keyed.Runner = nil, nil
+		key = c.Key("verify/v1", rs.res.ImageDigest, keyed)
+		var rep verify.Report
+		if c.Get("verify", key, &rep) {
+			return &rep, true, nil
+		}
+	}
+	if !in.Scratch {
+		base, err := r.files.get(rs.base, rs.baseDigest)
+		if err != nil {
+			return nil, false, fmt.Errorf("reading the files of base %s: %w", in.BaseName, err)
+		}
+		layers, err := rs.image.Layers()
+		if err != nil {
+			return nil, false, err
+		}
+		in.FS = base.Clone()
+		if err := in.FS.AddLayer(layers[len(layers)-1]); err != nil {
+			return nil, false, err
+		}
+	}
+	rep, err := verify.Image(ctx, in)
+	if err == nil && rep.Passed && key != "" {
+		c.Put("verify", key, rep)
+	}
+	return rep, false, err
 }
 
 // artifacts groups rows by target: one image, or an index when the target

@@ -2,8 +2,10 @@ package build
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -30,6 +32,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
 )
 
@@ -432,5 +435,126 @@ func TestAFailingImageIsNeverPublished(t *testing.T) {
 		if r.Status != want || len(r.Checks) == 0 || r.Pushed {
 			t.Errorf("%s %s: status %q, %d checks, pushed %v; want %q", r.Target, r.Platform, r.Status, len(r.Checks), r.Pushed, want)
 		}
+	}
+}
+
+// A binary layer recorded by an earlier run is reused by the binary's Go
+// build ID: same digests and bytes as computing it, and a damaged cached
+// file is refused when read rather than published.
+func TestBinaryLayerFileReusesTheRecordedLayer(t *testing.T) {
+	exe, err := os.Executable() // a Go binary, with a build ID
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kilncache.New(t.TempDir(), "test")
+	mtime := time.Unix(1700000000, 0)
+	first, err := binaryLayerFile(c, exe, "/app", mtime, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isMemLayer(first) {
+		t.Fatalf("first layer is a %T, want one computed from the file", first)
+	}
+	again, err := binaryLayerFile(c, exe, "/app", mtime, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := again.(*fileLayer); !ok {
+		t.Fatalf("second layer is a %T, want the recorded one", again)
+	}
+	for _, get := range []func(v1.Layer) (v1.Hash, error){v1.Layer.Digest, v1.Layer.DiffID} {
+		a, _ := get(first)
+		b, _ := get(again)
+		if a != b {
+			t.Errorf("recorded %s, computed %s", b, a)
+		}
+	}
+	for _, read := range []func(v1.Layer) (io.ReadCloser, error){v1.Layer.Compressed, v1.Layer.Uncompressed} {
+		if a, b := readAll(t, read, first), readAll(t, read, again); !bytes.Equal(a, b) {
+			t.Errorf("recorded layer bytes differ from computed ones (%d vs %d bytes)", len(b), len(a))
+		}
+	}
+	if other, _ := binaryLayerFile(c, exe, "/usr/bin/app", mtime, types.OCILayer); !isMemLayer(other) {
+		t.Error("another entrypoint reused the record")
+	}
+
+	d, _ := first.DiffID()
+	gz := layerCachePath(c, d)
+	data, err := os.ReadFile(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(gz, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	damaged, err := binaryLayerFile(c, exe, "/app", mtime, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := damaged.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadAll(rc); err == nil || !strings.Contains(err.Error(), "want sha256:") {
+		t.Errorf("reading a damaged cached layer: err = %v", err)
+	}
+}
+
+func isMemLayer(l v1.Layer) bool {
+	_, ok := l.(*memLayer)
+	return ok
+}
+
+func readAll(t *testing.T, open func(v1.Layer) (io.ReadCloser, error), l v1.Layer) []byte {
+	t.Helper()
+	rc, err := open(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A warm release reuses the static verification of the same image and
+// expectations, never run.*, and a changed expectation is verified afresh.
+func TestWarmReleaseReusesOnlyWhatItMay(t *testing.T) {
+	f := newFixture(t)
+	c := kilncache.New(t.TempDir(), "test")
+	const static = "  static:\n    libc: none\n    base: oci:bases:base@%s\n    default: true\n    verify: {run: false%s}\n  ran:\n    libc: none\n    base: scratch\n"
+	sel := targets.Selection{Platforms: []string{"linux/amd64"}}
+	release := func(extra string) (*Result, error) {
+		p := f.plan(t, fmt.Sprintf(static, f.baseDigest(t), extra), sel)
+		return Release(t.Context(), p, Options{Jobs: 2, HostEnv: os.Environ(), Cache: c})
+	}
+	first, err := release("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := release("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range second.Rows {
+		if want := r.Target == "static"; r.VerifyCached != want {
+			t.Errorf("%s: verify_cached = %v, want %v", r.Target, r.VerifyCached, want)
+		}
+		if r.ImageDigest != first.Rows[i].ImageDigest || !slices.Equal(r.Checks, first.Rows[i].Checks) {
+			t.Errorf("%s: the warm release differs: %s %v, was %s %v", r.Target, r.ImageDigest, r.Checks, first.Rows[i].ImageDigest, first.Rows[i].Checks)
+		}
+		if first.Rows[i].VerifyCached {
+			t.Errorf("%s: the first release claims a cached verification", r.Target)
+		}
+	}
+	// The base has no CA bundle: requiring one must fail, not hit the cache.
+	_, err = release(", require: [certs]")
+	var ve *VerifyError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "files.certs") {
+		t.Fatalf("a changed expectation was not verified again: %v", err)
 	}
 }

@@ -41,9 +41,12 @@ type RowResult struct {
 	Status      string           `json:"status"` // ok, failed, or not built (another row failed first)
 	Warnings    []string         `json:"warnings,omitempty"`
 	Checks      []verify.Finding `json:"checks"`
-	DNSLoad     *verify.LoadStat `json:"dns_load,omitempty"`
-	Error       string           `json:"error,omitempty"`
-	Timings     Timings          `json:"timings"`
+	// VerifyCached says the static checks' report is an earlier run's for
+	// the same image digest, expectations and kiln build (run.* was off).
+	VerifyCached bool             `json:"verify_cached,omitempty"`
+	DNSLoad      *verify.LoadStat `json:"dns_load,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	Timings      Timings          `json:"timings"`
 }
 
 // BaseInfo names the base image a row was assembled on.

@@ -1,9 +1,7 @@
 package build
 
 import (
-	"bytes"
 	"context"
-	"debug/buildinfo"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -132,15 +130,6 @@ func (r *release) rowsOf(target string) []*rowState {
 		}
 	}
 	return out
-}
-
-// readBuildInfo reads the build info of a binary kiln just built.
-func readBuildInfo(data []byte) *buildinfo.BuildInfo {
-	bi, err := buildinfo.Read(bytes.NewReader(data))
-	if err != nil {
-		return nil
-	}
-	return bi
 }
 
 // SignImage signs one image or index already in a registry, by digest

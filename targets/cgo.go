@@ -51,6 +51,14 @@ type listedPackage struct {
 // and what it loses. env is the build environment of the row (GOOS, GOARCH,
 // caches); tags are its build tags.
 func AnalyzeCgo(ctx context.Context, dir, main string, tags []string, env []string) ([]CgoPackage, error) {
+	pkgs, _, err := analyzeCgo(ctx, dir, main, tags, env)
+	return pkgs, err
+}
+
+// analyzeCgo is AnalyzeCgo that also returns the import paths of every
+// non-standard package either listing named, so that the cache can tell
+// whether the answer came only from files its key covers.
+func analyzeCgo(ctx context.Context, dir, main string, tags []string, env []string) ([]CgoPackage, []string, error) {
 	var with, without map[string]listedPackage
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
@@ -62,7 +70,18 @@ func AnalyzeCgo(ctx context.Context, dir, main string, tags []string, env []stri
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var listed []string
+	for path, p := range with {
+		if !p.Standard {
+			listed = append(listed, path)
+		}
+	}
+	for path, p := range without {
+		if _, ok := with[path]; !ok && !p.Standard {
+			listed = append(listed, path)
+		}
 	}
 	var out []CgoPackage
 	for _, p := range with {
@@ -82,7 +101,7 @@ func AnalyzeCgo(ctx context.Context, dir, main string, tags []string, env []stri
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ImportPath < out[j].ImportPath })
-	return out, nil
+	return out, listed, nil
 }
 
 func goList(ctx context.Context, dir, main string, tags []string, env []string) (map[string]listedPackage, error) {

@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kilnbuild/kiln/internal/cache"
 )
 
 // checkTarget refuses combinations that cannot work, judged from the config
@@ -80,28 +82,33 @@ func checkTarget(cfg *Config, t *Target, tc *TargetConfig) error {
 // CGO_ENABLED on and off), and refuses a libc: none target whose app needs
 // cgo: such a binary either does not compile or compiles a stub that fails
 // at run time. host is the caller's environment (for the go command).
-func (p *Plan) Analyze(ctx context.Context, host []string) error {
+// Answers are kept in c between runs (see analyzecache.go); nil disables it.
+func (p *Plan) Analyze(ctx context.Context, host []string, c *cache.Cache) error {
 	type key struct{ tags, platform string }
 	keyOf := func(r *Row) key { return key{strings.Join(r.Target.Tags, ","), r.Platform.String()} }
+	var tree *moduleTree
+	if c != nil {
+		tree = readModuleTree(p.Dir)
+	}
 	// One analysis per distinct tags × platform, run concurrently.
-	cache := map[key][]CgoPackage{}
+	found := map[key][]CgoPackage{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for i := range p.Rows {
 		r := &p.Rows[i]
 		k := keyOf(r)
-		if _, ok := cache[k]; ok {
+		if _, ok := found[k]; ok {
 			continue
 		}
-		cache[k] = nil
+		found[k] = nil
 		g.Go(func() error {
-			pkgs, err := AnalyzeCgo(gctx, p.Dir, p.Config.App.Main, r.Target.Tags, r.BuildEnv(host))
+			pkgs, err := cachedAnalysis(gctx, c, tree, p.Dir, p.Config.App.Main, r.Target.Tags, r.BuildEnv(host))
 			if err != nil {
 				return p.Config.Errorf("app.main", "make `go list "+p.Config.App.Main+"` work in "+p.Dir, "%v", err)
 			}
 			mu.Lock()
-			cache[k] = pkgs
+			found[k] = pkgs
 			mu.Unlock()
 			return nil
 		})
@@ -111,7 +118,7 @@ func (p *Plan) Analyze(ctx context.Context, host []string) error {
 	}
 	for i := range p.Rows {
 		r := &p.Rows[i]
-		pkgs := cache[keyOf(r)]
+		pkgs := found[keyOf(r)]
 		r.Cgo = pkgs
 		switch {
 		case r.Target.Libc == LibcNone && len(pkgs) > 0:

@@ -144,7 +144,7 @@ func TestAnalyzeCgo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := p.Analyze(context.Background(), host); err != nil {
+			if err := p.Analyze(context.Background(), host, nil); err != nil {
 				t.Fatal(err)
 			}
 			cgo := p.Rows[0].Cgo
@@ -170,7 +170,7 @@ func TestAnalyzeCgo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = p.Analyze(context.Background(), host)
+			err = p.Analyze(context.Background(), host, nil)
 			var ce *ConfigError
 			if !errors.As(err, &ce) || ce.Key != "targets.static.libc" || !strings.Contains(err.Error(), tt.pkgs[0]) || !strings.Contains(ce.Fix, "libc: glibc or libc: musl") {
 				t.Errorf("libc: none for %s: got %v", tt.main, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kilnbuild/kiln/build"
+	"github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
 	"github.com/kilnbuild/kiln/verify"
 )
@@ -49,7 +50,7 @@ func newPlan(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := p.Analyze(cmd.Context(), os.Environ()); err != nil {
+			if err := p.Analyze(cmd.Context(), os.Environ(), nil); err != nil {
 				return err
 			}
 			if _, err := build.Preflight(cmd.Context(), p, nil); err != nil {
@@ -145,11 +146,12 @@ func orDash(s string) string {
 
 func newRelease(g *globalFlags) *cobra.Command {
 	var (
-		sel    selectFlags
-		opts   build.Options
-		asJSON bool
-		merge  bool
-		key    string
+		sel     selectFlags
+		opts    build.Options
+		asJSON  bool
+		merge   bool
+		key     string
+		noCache bool
 	)
 	cmd := &cobra.Command{
 		Use:   "release [--merge RELEASE.JSON...]",
@@ -188,6 +190,9 @@ func newRelease(g *globalFlags) *cobra.Command {
 			opts.HostEnv = os.Environ()
 			opts.Progress = cmd.ErrOrStderr()
 			opts.UserAgent = "kiln/" + version()
+			if !noCache {
+				opts.Cache = cache.Open()
+			}
 			var res *build.Result
 			if merge {
 				rows, rerr := build.ReadResults(args)
@@ -218,6 +223,7 @@ func newRelease(g *globalFlags) *cobra.Command {
 	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "builds to run at once")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print release.json to stdout")
 	cmd.Flags().StringVar(&key, "key", "", "sign with this cosign key (a file, env://VAR or a KMS URI); overrides sign.key")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "recompute everything kiln caches between runs (cgo analysis, base facts, binary layer digests, static verification); go's own build cache is still used")
 	return cmd
 }
 

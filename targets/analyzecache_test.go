@@ -1,0 +1,177 @@
+package targets
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/kilnbuild/kiln/internal/cache"
+)
+
+const glibcRow = "  glibc: {libc: glibc, base: 'oci:b@" + digest + "', platforms: [linux/amd64]}\n"
+
+// stopped is a cancelled context: go list cannot start under it, so an
+// Analyze that succeeds with it was answered from the cache.
+func stopped() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// newModule writes the module example.com/a with an empty main package.
+func newModule(t *testing.T, dir string) {
+	t.Helper()
+	writeFiles(t, dir, map[string]string{
+		"go.mod":  "module example.com/a\n\ngo 1.22\n",
+		"main.go": "package main\n\nfunc main() {}\n",
+	})
+}
+
+// analyze plans the module in dir with one target and returns the import
+// paths of the cgo packages Analyze finds for its row.
+func analyze(t *testing.T, ctx context.Context, dir, targetsYAML string, c *cache.Cache) ([]string, error) {
+	t.Helper()
+	p, err := planFor(t, dir, ".", targetsYAML, Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Analyze(ctx, os.Environ(), c); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range p.Rows[0].Cgo {
+		names = append(names, c.ImportPath)
+	}
+	return names, nil
+}
+
+func entries(t *testing.T, c *cache.Cache) int {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(c.Dir(), analysisKind))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func TestAnalyzeCacheFollowsTheFiles(t *testing.T) {
+	dir := t.TempDir()
+	newModule(t, dir)
+	c := cache.New(t.TempDir(), "test")
+	if got, err := analyze(t, context.Background(), dir, glibcRow, c); err != nil || got != nil {
+		t.Fatalf("first analysis: %v, %v; want no cgo packages", got, err)
+	}
+	if n := entries(t, c); n != 1 {
+		t.Fatalf("%d entries after one analysis, want 1", n)
+	}
+	if got, err := analyze(t, stopped(), dir, glibcRow, c); err != nil || got != nil {
+		t.Fatalf("unchanged module: %v, %v; want the stored answer", got, err)
+	}
+
+	// A new file is a new key: the stored answer, now wrong, is not used.
+	writeFiles(t, dir, map[string]string{"c.go": "package main\n\nimport \"C\"\n"})
+	if _, err := analyze(t, stopped(), dir, glibcRow, c); err == nil {
+		t.Fatal("a cgo file was added, yet the analysis came from the cache")
+	}
+	if got, err := analyze(t, context.Background(), dir, glibcRow, c); err != nil || !slices.Equal(got, []string{"example.com/a"}) {
+		t.Fatalf("after adding a cgo file: %v, %v; want example.com/a", got, err)
+	}
+}
+
+func TestAnalyzeCacheFollowsTheTags(t *testing.T) {
+	dir := t.TempDir()
+	newModule(t, dir)
+	writeFiles(t, dir, map[string]string{"c.go": "//go:build withc\n\npackage main\n\nimport \"C\"\n"})
+	c := cache.New(t.TempDir(), "test")
+	if got, err := analyze(t, context.Background(), dir, glibcRow, c); err != nil || got != nil {
+		t.Fatalf("without tags: %v, %v; want no cgo packages", got, err)
+	}
+	tagged := "  glibc: {libc: glibc, base: 'oci:b@" + digest + "', platforms: [linux/amd64], tags: [withc]}\n"
+	if _, err := analyze(t, stopped(), dir, tagged, c); err == nil {
+		t.Fatal("the tags changed, yet the analysis came from the cache")
+	}
+	if got, err := analyze(t, context.Background(), dir, tagged, c); err != nil || !slices.Equal(got, []string{"example.com/a"}) {
+		t.Fatalf("with tags: %v, %v; want example.com/a", got, err)
+	}
+}
+
+// Where packages can come from files the key does not stamp, the analysis
+// runs every time.
+func TestAnalyzeCacheStoresNothingItCannotKey(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string // under a parent of the module a/
+	}{
+		{name: "go.work in a parent", files: map[string]string{"go.work": "go 1.22\n\nuse ./a\n"}},
+		{name: "replace by a directory", files: map[string]string{
+			"a/go.mod":  "module example.com/a\n\ngo 1.22\n\nrequire example.com/b v0.0.0\n\nreplace example.com/b => ../b\n",
+			"a/main.go": "package main\n\nimport _ \"example.com/b\"\n\nfunc main() {}\n",
+			"b/go.mod":  "module example.com/b\n\ngo 1.22\n",
+			"b/b.go":    "package b\n",
+		}},
+		{name: "package in a skipped directory", files: map[string]string{
+			"a/main.go": "package main\n\nimport _ \"example.com/a/_x\"\n\nfunc main() {}\n",
+			"a/_x/x.go": "package x\n\nimport \"C\"\n",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "a")
+			newModule(t, dir)
+			writeFiles(t, parent, tt.files)
+			c := cache.New(t.TempDir(), "test")
+			if _, err := analyze(t, context.Background(), dir, glibcRow, c); err != nil {
+				t.Fatal(err)
+			}
+			if n := entries(t, c); n != 0 {
+				t.Errorf("%d entries stored, want none", n)
+			}
+		})
+	}
+}
+
+func TestAnalyzeWithoutCache(t *testing.T) {
+	dir := t.TempDir()
+	newModule(t, dir)
+	writeFiles(t, dir, map[string]string{"c.go": "package main\n\nimport \"C\"\n"})
+	for range 2 {
+		if got, err := analyze(t, context.Background(), dir, glibcRow, nil); err != nil || !slices.Equal(got, []string{"example.com/a"}) {
+			t.Fatalf("%v, %v; want example.com/a", got, err)
+		}
+	}
+	if _, err := analyze(t, stopped(), dir, glibcRow, nil); err == nil {
+		t.Fatal("a nil cache answered")
+	}
+}
+
+// BenchmarkModuleTree measures what a cache hit costs on top of the lookup:
+// the walk of examples/sqlite and the key.
+func BenchmarkModuleTree(b *testing.B) {
+	dir, _ := filepath.Abs("../examples/sqlite")
+	c := cache.New(b.TempDir(), "bench")
+	env := Row{Target: &Target{}, Platform: Platform{OS: "linux", Arch: "amd64"}}.BuildEnv(os.Environ())
+	for b.Loop() {
+		tree := readModuleTree(dir)
+		if analysisKey(c, tree, dir, ".", nil, env) == "" {
+			b.Fatal("examples/sqlite is not cacheable")
+		}
+	}
+}
