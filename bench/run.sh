@@ -98,11 +98,26 @@ wait
 EOF
 bash "$WORK/gobuild4.sh" # fail here, not inside hyperfine, if a raw build is broken
 echo "## 2. four targets of examples/sqlite, warm (kiln without run.*)"
-hyperfine --style basic --warmup 1 --runs "$RUNS" --export-markdown "$WORK/2.md" \
+hyperfine --style basic --warmup 2 --runs "$RUNS" --export-markdown "$WORK/2.md" \
   -n "kiln release --push -j 2 (4 targets)" "$KILN release --push -j 2 -f $WORK/sqlite.yaml" \
   -n "4 x go build, 2 at a time" "bash $WORK/gobuild4.sh" \
   > /dev/null
 cat "$WORK/2.md"; echo
+# 2c. The same four targets after a source change: every row relinks, so
+# kiln hashes, compresses, verifies (no cache can answer) and pushes anew.
+SRC="$WORK/sqlite-src"
+cp -r "$ROOT/examples/sqlite" "$SRC"
+sed "s|dir: $ROOT/examples/sqlite|dir: $SRC|; s|output: $WORK/out2|output: $WORK/out2c|" "$WORK/sqlite.yaml" > "$WORK/sqlite-change.yaml"
+sed "s|cd $ROOT/examples/sqlite|cd $SRC|" "$WORK/gobuild4.sh" > "$WORK/gobuild4-change.sh"
+stamp='printf "package main\n\nvar benchStamp = \"%s\"\n" "$(date +%s%N)" > '"$SRC/zz_bench_stamp.go"
+echo "## 2c. the same four targets after a source change (every row relinks; kiln without run.*)"
+hyperfine --style basic --warmup 1 --runs "$RUNS" --export-markdown "$WORK/2c.md" \
+  --prepare "$stamp" \
+  -n "kiln release --push -j 2 (4 targets, changed)" "$KILN release --push -j 2 -f $WORK/sqlite-change.yaml" \
+  -n "4 x go build, 2 at a time (changed)" "bash $WORK/gobuild4-change.sh" \
+  > /dev/null
+cat "$WORK/2c.md"; echo
+
 echo "run.* for those rows, separately (kiln verify of each pushed image, sandbox + qemu for arm64):"
 for t in static glibc alpine; do
   s=$EPOCHREALTIME

@@ -35,6 +35,12 @@ type Base struct {
 // name. Registry I/O failures are *RegistryError; a layout or digest that is
 // not there is a *targets.ConfigError, since the config is what must change.
 func LoadBase(ctx context.Context, ref targets.BaseRef, keychain authn.Keychain) (*Base, error) {
+	return loadBase(ctx, ref, remote.WithAuthFromKeychain(keychain))
+}
+
+// loadBase is LoadBase with the registry options to use (credentials, or a
+// puller shared by several bases).
+func loadBase(ctx context.Context, ref targets.BaseRef, opts ...remote.Option) (*Base, error) {
 	b := &Base{Ref: ref}
 	switch ref.Kind {
 	case targets.BaseScratch:
@@ -46,7 +52,7 @@ func LoadBase(ctx context.Context, ref targets.BaseRef, keychain authn.Keychain)
 	if ref.Digest != "" {
 		r = ref.Repo.Digest(ref.Digest)
 	}
-	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain))
+	desc, err := remote.Get(r, append(opts, remote.WithContext(ctx))...)
 	if err != nil {
 		return nil, &RegistryError{Op: "fetching base image", Ref: r.String(), Err: err}
 	}

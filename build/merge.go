@@ -137,7 +137,7 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 			return err
 		}
 	}
-	return r.tag(repo, arts, remoteOpts)
+	return r.tag(ctx, repo, arts, remoteOpts)
 }
 
 // failedCheck names the first failed check, or "".

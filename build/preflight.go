@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kilnbuild/kiln/internal/cache"
 
@@ -54,29 +55,18 @@ func preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain, c 
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}
-	bases := map[string]*Base{}
+	out, err := resolveBases(ctx, p, keychain)
+	if err != nil {
+		return nil, err
+	}
 	hostGlibc := map[string]string{}
 	runtimes := map[string]*containerRuntime{}
 	images := map[string]bool{}
-	out := make([]*Prepared, len(p.Rows))
 	for i := range p.Rows {
 		row := p.Rows[i]
 		ref := row.Target.Base
-		label := func(err error) error { return relabelBase(p, row.Target.Name, err) }
-		b, ok := bases[ref.Raw]
-		if !ok {
-			var err error
-			if b, err = LoadBase(ctx, ref, keychain); err != nil {
-				return nil, label(err)
-			}
-			bases[ref.Raw] = b
-		}
-		img, d, err := b.PlatformImage(row.Platform)
-		if err != nil {
-			return nil, label(err)
-		}
-		prep := &Prepared{Base: b, Image: img, Digest: d}
-		out[i] = prep
+		prep := out[i]
+		img, d := prep.Image, prep.Digest
 		if bl := row.Target.Builder; bl.Container {
 			key := "targets." + row.Target.Name + ".builder_image"
 			if prep.runtime = runtimes[bl.Runtime]; prep.runtime == nil {
@@ -107,6 +97,57 @@ func preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain, c 
 			if w := glibcSkew(&row, facts, hostGlibc); w != "" {
 				prep.warnings = append(prep.warnings, w)
 			}
+		}
+	}
+	return out, nil
+}
+
+// resolveBases fetches each distinct base and each row's platform image of
+// it (manifest and config), all at once: they are independent round trips.
+// The error reported is the first row's, in plan order, whatever finished
+// first.
+func resolveBases(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([]*Prepared, error) {
+	type loaded struct {
+		once sync.Once
+		base *Base
+		err  error
+	}
+	bases := map[string]*loaded{}
+	for _, row := range p.Rows {
+		bases[row.Target.Base.Raw] = &loaded{}
+	}
+	// One puller: one connection setup per registry, not one per base.
+	puller, err := remote.NewPuller(remote.WithAuthFromKeychain(keychain))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Prepared, len(p.Rows))
+	errs := make([]error, len(p.Rows))
+	var wg sync.WaitGroup
+	for i, row := range p.Rows {
+		wg.Go(func() {
+			l := bases[row.Target.Base.Raw]
+			l.once.Do(func() { l.base, l.err = loadBase(ctx, row.Target.Base, remote.Reuse(puller)) })
+			if errs[i] = l.err; errs[i] != nil {
+				return
+			}
+			img, d, err := l.base.PlatformImage(row.Platform)
+			if errs[i] = err; err != nil {
+				return
+			}
+			// Fetched now, in parallel, for assembly.
+			if _, err := img.Manifest(); err != nil {
+				errs[i] = &RegistryError{Op: "reading base image", Ref: row.Target.Base.Raw + " (" + row.Platform.String() + ")", Err: err}
+			} else if _, err := img.ConfigFile(); err != nil {
+				errs[i] = &RegistryError{Op: "reading the config of base", Ref: row.Target.Base.Raw + " (" + row.Platform.String() + ")", Err: err}
+			}
+			out[i] = &Prepared{Base: l.base, Image: img, Digest: d}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, relabelBase(p, p.Rows[i].Target.Name, err)
 		}
 	}
 	return out, nil

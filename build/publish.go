@@ -2,9 +2,11 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -93,14 +95,35 @@ func push(ctx context.Context, repo name.Repository, arts []*artifact, opts []re
 
 // tag points each artifact's tags at its pushed digest. It runs only after
 // every target was pushed.
-func tag(repo name.Repository, arts []*artifact, opts []remote.Option) error {
+func tag(ctx context.Context, repo name.Repository, arts []*artifact, opts []remote.Option) error {
+	// One pusher: one connection setup for the repository, not one per tag;
+	// the tags are independent manifest PUTs, sent together.
+	pusher, err := remote.NewPusher(opts...)
+	if err != nil {
+		return &RegistryError{Op: "tagging", Ref: repo.String(), Err: err}
+	}
+	type job struct {
+		ref name.Tag
+		t   remote.Taggable
+	}
+	var jobs []job
 	for _, a := range arts {
 		for _, t := range a.tags {
-			ref := repo.Tag(t)
-			if err := remote.Tag(ref, a.taggable(), opts...); err != nil {
-				return &RegistryError{Op: "tagging", Ref: ref.String(), Err: err}
-			}
+			jobs = append(jobs, job{repo.Tag(t), a.taggable()})
 		}
 	}
-	return nil
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, j := range jobs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := pusher.Push(ctx, j.ref, j.t); err != nil {
+				errs[i] = &RegistryError{Op: "tagging", Ref: j.ref.String(), Err: err}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -240,16 +240,16 @@ func (r *release) run(ctx context.Context) error {
 	}
 
 	if r.opts.Push && !r.opts.NoTag {
-		return r.tag(repo, arts, remoteOpts)
+		return r.tag(ctx, repo, arts, remoteOpts)
 	}
 	return nil
 }
 
 // tag writes every artifact's tags, after every target was pushed, and
 // records them.
-func (r *release) tag(repo name.Repository, arts []*artifact, remoteOpts []remote.Option) error {
+func (r *release) tag(ctx context.Context, repo name.Repository, arts []*artifact, remoteOpts []remote.Option) error {
 	start := time.Now()
-	if err := tag(repo, arts, remoteOpts); err != nil {
+	if err := tag(ctx, repo, arts, remoteOpts); err != nil {
 		return err
 	}
 	for _, a := range arts {
