@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -36,7 +37,7 @@ type Prepared struct {
 // *targets.ConfigError; warnings go to the plan's rows. The result is
 // aligned with p.Rows.
 func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([]*Prepared, error) {
-	out, err := preflight(ctx, p, keychain, nil, &baseFiles{})
+	out, err := preflight(ctx, p, slices.Clone(p.Rows), keychain, nil, &baseFiles{})
 	if err != nil {
 		return nil, err
 	}
@@ -46,24 +47,24 @@ func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([
 	return out, nil
 }
 
-// preflight is Preflight without touching p.Rows, so that it can run while
+// preflight is Preflight on a copy of p.Rows, so that it can run while
 // Analyze adds its own findings to them; warnings stay in the result. What
 // a base holds for a row is read from c when an earlier run recorded it for
 // the same base digest; otherwise the base is flattened (once, through
 // files) and the facts recorded.
-func preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain, c *cache.Cache, files *baseFiles) ([]*Prepared, error) {
+func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, keychain authn.Keychain, c *cache.Cache, files *baseFiles) ([]*Prepared, error) {
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}
-	out, err := resolveBases(ctx, p, keychain)
+	out, err := resolveBases(ctx, p, rows, keychain)
 	if err != nil {
 		return nil, err
 	}
 	hostGlibc := map[string]string{}
 	runtimes := map[string]*containerRuntime{}
 	images := map[string]bool{}
-	for i := range p.Rows {
-		row := p.Rows[i]
+	for i := range rows {
+		row := rows[i]
 		ref := row.Target.Base
 		prep := out[i]
 		img, d := prep.Image, prep.Digest
@@ -106,14 +107,14 @@ func preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain, c 
 // it (manifest and config), all at once: they are independent round trips.
 // The error reported is the first row's, in plan order, whatever finished
 // first.
-func resolveBases(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([]*Prepared, error) {
+func resolveBases(ctx context.Context, p *targets.Plan, rows []targets.Row, keychain authn.Keychain) ([]*Prepared, error) {
 	type loaded struct {
 		once sync.Once
 		base *Base
 		err  error
 	}
 	bases := map[string]*loaded{}
-	for _, row := range p.Rows {
+	for _, row := range rows {
 		bases[row.Target.Base.Raw] = &loaded{}
 	}
 	// One puller: one connection setup per registry, not one per base.
@@ -121,10 +122,10 @@ func resolveBases(ctx context.Context, p *targets.Plan, keychain authn.Keychain)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Prepared, len(p.Rows))
-	errs := make([]error, len(p.Rows))
+	out := make([]*Prepared, len(rows))
+	errs := make([]error, len(rows))
 	var wg sync.WaitGroup
-	for i, row := range p.Rows {
+	for i, row := range rows {
 		wg.Go(func() {
 			l := bases[row.Target.Base.Raw]
 			l.once.Do(func() { l.base, l.err = loadBase(ctx, row.Target.Base, remote.Reuse(puller)) })
@@ -147,7 +148,7 @@ func resolveBases(ctx context.Context, p *targets.Plan, keychain authn.Keychain)
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			return nil, relabelBase(p, p.Rows[i].Target.Name, err)
+			return nil, relabelBase(p, rows[i].Target.Name, err)
 		}
 	}
 	return out, nil

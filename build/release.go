@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,9 +142,8 @@ func (r *release) run(ctx context.Context) error {
 	} else {
 		r.res.Layout = filepath.Join(r.plan.Output, "oci")
 	}
-	// What happens before compiling is independent: the cgo analysis (go
-	// list), the bases and what the rows need from them, the go command's
-	// cache directories and the VCS facts.
+	// Every row is in the result from the start, so a release that stops
+	// early says how far each got.
 	for _, row := range r.plan.Rows {
 		rs := &rowState{row: row, res: &RowResult{
 			Target: row.Target.Name, Platform: row.Platform.String(), Libc: string(row.Target.Libc),
@@ -153,8 +153,12 @@ func (r *release) run(ctx context.Context) error {
 		r.rows = append(r.rows, rs)
 		r.res.Rows = append(r.res.Rows, rs.res)
 	}
+	// Everything before compiling is independent and runs at once: the cgo
+	// analysis (go list), the bases and what each row needs from them, the
+	// go command's cache directories and the VCS facts. SPEC §1: impossible
+	// combinations are refused before anything is compiled.
 	start := time.Now()
-	var prepared []*Prepared
+	rows := slices.Clone(r.plan.Rows) // Analyze writes to the plan's rows meanwhile
 	pre, pctx := errgroup.WithContext(ctx)
 	pre.Go(func() error { return r.plan.Analyze(pctx, r.opts.HostEnv, r.opts.Cache) })
 	pre.Go(func() error { return r.imageSpec(pctx) })
@@ -164,39 +168,23 @@ func (r *release) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	var prepared []*Prepared
+	var baseTime time.Duration
 	pre.Go(func() (err error) {
 		// ctx, not pctx: the base images read lazily through the context
 		// they were fetched with, and pctx ends with this stage.
-		prepared, err = preflight(ctx, r.plan, r.opts.Keychain, r.opts.Cache, &r.files)
-		r.res.Timings.add("base", time.Since(start))
+		prepared, err = preflight(ctx, r.plan, rows, r.opts.Keychain, r.opts.Cache, &r.files)
+		baseTime = time.Since(start)
 		return err
 	})
-	if err := pre.Wait(); err != nil {
+	err := pre.Wait()
+	r.res.Timings.add("plan", time.Since(start))
+	r.res.Timings.add("base", baseTime)
+	if err != nil {
 		return err
 	}
-	r.res.Timings.add("plan", time.Since(start))
-	for i, rs := range r.rows {
-		prep := prepared[i]
-		rs.row = r.plan.Rows[i] // with what Analyze found
-		rs.row.Warnings = append(rs.row.Warnings, prep.warnings...)
-		rs.base, rs.baseDigest, rs.runtime = prep.Image, prep.Digest, prep.runtime
-		rs.res.Warnings = rs.row.Warnings
-		if prep.runtime != nil {
-			rs.res.Builder = prep.runtime.name + " " + rs.row.Target.Builder.Image.Raw
-		}
-		if prep.Digest != (v1.Hash{}) {
-			rs.res.Base.Digest = prep.Digest.String()
-		}
-		for _, w := range rs.row.Warnings {
-			r.progress("plan", rs, "warning: %s", w)
-		}
-	}
-	bases := map[string]*Base{}
-	for i, row := range r.plan.Rows {
-		bases[row.Target.Base.Raw] = prepared[i].Base
-	}
+	r.applyBases(prepared)
 	// Split jobs (--no-tag) leave signing to --merge.
-	var err error
 	if !r.opts.NoTag {
 		if r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain); err != nil {
 			return err
@@ -204,6 +192,10 @@ func (r *release) run(ctx context.Context) error {
 	}
 	if err := r.buildAll(ctx); err != nil {
 		return err
+	}
+	bases := map[string]*Base{}
+	for i, row := range r.plan.Rows {
+		bases[row.Target.Base.Raw] = prepared[i].Base
 	}
 	arts, err := r.artifacts(bases)
 	if err != nil {
@@ -243,6 +235,26 @@ func (r *release) run(ctx context.Context) error {
 		return r.tag(ctx, repo, arts, remoteOpts)
 	}
 	return nil
+}
+
+// applyBases gives each row what preflight found: its base and warnings.
+func (r *release) applyBases(prepared []*Prepared) {
+	for i, rs := range r.rows {
+		prep := prepared[i]
+		rs.row = r.plan.Rows[i] // with what Analyze found
+		rs.row.Warnings = append(rs.row.Warnings, prep.warnings...)
+		rs.base, rs.baseDigest, rs.runtime = prep.Image, prep.Digest, prep.runtime
+		rs.res.Warnings = rs.row.Warnings
+		if prep.runtime != nil {
+			rs.res.Builder = prep.runtime.name + " " + rs.row.Target.Builder.Image.Raw
+		}
+		if prep.Digest != (v1.Hash{}) {
+			rs.res.Base.Digest = prep.Digest.String()
+		}
+		for _, w := range rs.row.Warnings {
+			r.progress("plan", rs, "warning: %s", w)
+		}
+	}
 }
 
 // tag writes every artifact's tags, after every target was pushed, and

@@ -92,16 +92,17 @@ func (p *Plan) Analyze(ctx context.Context, host []string, c *cache.Cache) error
 	}
 	// One analysis per distinct tags × platform, run concurrently.
 	found := map[key][]CgoPackage{}
+	started := map[key]bool{} // only this goroutine touches it
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for i := range p.Rows {
 		r := &p.Rows[i]
 		k := keyOf(r)
-		if _, ok := found[k]; ok {
+		if started[k] {
 			continue
 		}
-		found[k] = nil
+		started[k] = true
 		g.Go(func() error {
 			pkgs, err := cachedAnalysis(gctx, c, tree, p.Dir, p.Config.App.Main, r.Target.Tags, r.BuildEnv(host))
 			if err != nil {
