@@ -32,6 +32,8 @@ demo: deps-demo bases kiln
 
 test: deps-test
 	PATH="$(GOBIN):$$PATH" $(GO) test -count=1 -timeout 30m ./...
+	# The release pipeline runs its stages concurrently: its packages also run under the race detector.
+	PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout 20m ./build ./targets ./internal/cache
 
 kiln:
 	$(GO) build -o $(KILN) ./cmd/kiln
