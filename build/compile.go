@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,29 +14,6 @@ import (
 	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
 )
-
-// goEnvCaches asks the go command where its build and module caches are, so
-// that every parallel build is told the same directories explicitly.
-func goEnvCaches(ctx context.Context, host []string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, "go", "env", "-json", "GOCACHE", "GOMODCACHE")
-	cmd.Env = host
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("running `go env` (is Go installed and on PATH?): %w", err)
-	}
-	var v struct{ GOCACHE, GOMODCACHE string }
-	if err := json.Unmarshal(out, &v); err != nil {
-		return nil, fmt.Errorf("reading `go env` output: %w", err)
-	}
-	env := append([]string(nil), host...)
-	if v.GOCACHE != "" {
-		env = append(env, "GOCACHE="+v.GOCACHE)
-	}
-	if v.GOMODCACHE != "" {
-		env = append(env, "GOMODCACHE="+v.GOMODCACHE)
-	}
-	return env, nil
-}
 
 // compile runs one `go build` for row into dir and returns the binary's path.
 //

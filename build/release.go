@@ -100,7 +100,6 @@ type release struct {
 	compiled   bool // compiling started: from here on release.json records the outcome
 	runner     *verify.Runner
 	publishing bool     // every row passed; publishing started
-	goHost     []string // the host environment with the go command's cache directories
 	signer     *sign.Signer
 	spec       ImageSpec
 	files      baseFiles // each base's files, flattened once
@@ -154,20 +153,14 @@ func (r *release) run(ctx context.Context) error {
 		r.res.Rows = append(r.res.Rows, rs.res)
 	}
 	// Everything before compiling is independent and runs at once: the cgo
-	// analysis (go list), the bases and what each row needs from them, the
-	// go command's cache directories and the VCS facts. SPEC §1: impossible
-	// combinations are refused before anything is compiled.
+	// analysis (go list), the bases and what each row needs from them, and
+	// the VCS facts. SPEC §1: impossible combinations are refused before
+	// anything is compiled.
 	start := time.Now()
 	rows := slices.Clone(r.plan.Rows) // Analyze writes to the plan's rows meanwhile
 	pre, pctx := errgroup.WithContext(ctx)
 	pre.Go(func() error { return r.plan.Analyze(pctx, r.opts.HostEnv, r.opts.Cache) })
 	pre.Go(func() error { return r.imageSpec(pctx) })
-	pre.Go(func() (err error) {
-		if r.goHost, err = goEnvCaches(pctx, r.opts.HostEnv); err != nil {
-			return &CompileError{Row: "setup", Err: err}
-		}
-		return nil
-	})
 	var prepared []*Prepared
 	var baseTime time.Duration
 	pre.Go(func() (err error) {
@@ -304,7 +297,7 @@ func (r *release) buildAll(ctx context.Context) error {
 	}
 	defer os.RemoveAll(tmp)
 	pruneBinCache()
-	host := r.goHost
+	host := r.opts.HostEnv
 	r.compiled = true
 	// Jobs bounds the compiles only: a row's assembly and verification run
 	// outside the limit, so the next compile starts as soon as one ends.

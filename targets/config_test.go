@@ -3,6 +3,7 @@ package targets
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -324,5 +325,41 @@ func TestNewPlan(t *testing.T) {
 	cfg.App.Dir = "missing"
 	if _, err := NewPlan(cfg, Selection{}); err == nil || !strings.Contains(err.Error(), "has no go.mod") {
 		t.Errorf("app.dir without go.mod: got %v", err)
+	}
+}
+
+// The build finds the go command's caches and go env file where the user's
+// own go command does, without kiln asking `go env` first.
+func TestBuildEnvKeepsTheUsersGoCaches(t *testing.T) {
+	xdg := t.TempDir()
+	var host []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "GOCACHE" && k != "GOMODCACHE" && k != "GOENV" && k != "GOPATH" {
+			host = append(host, kv)
+		}
+	}
+	host = append(host, "XDG_CACHE_HOME="+xdg+"/cache", "XDG_CONFIG_HOME="+xdg+"/config")
+	if err := os.MkdirAll(xdg+"/config/go", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(xdg+"/config/go/env", []byte("GOMODCACHE="+xdg+"/mod\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	goEnv := func(env []string) string {
+		cmd := exec.Command("go", "env", "GOCACHE", "GOMODCACHE")
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	row := Row{Target: &Target{Name: "static", Libc: LibcNone}, Platform: Platform{OS: "linux", Arch: "amd64"}}
+	want := xdg + "/cache/go-build\n" + xdg + "/mod\n"
+	if got := goEnv(host); got != want {
+		t.Fatalf("host go env = %q, want %q", got, want)
+	}
+	if got := goEnv(row.BuildEnv(host)); got != want {
+		t.Errorf("build go env = %q, want the host's %q", got, want)
 	}
 }

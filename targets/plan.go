@@ -160,8 +160,10 @@ func concat(a, b []string) []string {
 
 // passthroughEnv are the host variables a build may see: where Go and its
 // caches live, how to reach modules, and nothing that changes what is built.
+// With HOME, the XDG directories and GOENV, the go command finds the same
+// caches and go env file as the user's own `go build`.
 var passthroughEnv = []string{
-	"PATH", "HOME", "TMPDIR", "USER",
+	"PATH", "HOME", "TMPDIR", "USER", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
 	"GOROOT", "GOPATH", "GOCACHE", "GOMODCACHE", "GOENV", "GOTOOLCHAIN", "GOTELEMETRY",
 	"GOPROXY", "GONOPROXY", "GOPRIVATE", "GOSUMDB", "GONOSUMDB", "GONOSUMCHECK", "GOINSECURE", "GOAUTH", "GOVCS",
 	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
