@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
 )
 
@@ -35,12 +36,13 @@ type Base struct {
 // name. Registry I/O failures are *RegistryError; a layout or digest that is
 // not there is a *targets.ConfigError, since the config is what must change.
 func LoadBase(ctx context.Context, ref targets.BaseRef, keychain authn.Keychain) (*Base, error) {
-	return loadBase(ctx, ref, remote.WithAuthFromKeychain(keychain))
+	return loadBase(ctx, ref, nil, remote.WithAuthFromKeychain(keychain))
 }
 
-// loadBase is LoadBase with the registry options to use (credentials, or a
-// puller shared by several bases).
-func loadBase(ctx context.Context, ref targets.BaseRef, opts ...remote.Option) (*Base, error) {
+// loadBase is LoadBase with kiln's cache (see basecache.go) and the
+// registry options to use (credentials, or a puller shared by several
+// bases).
+func loadBase(ctx context.Context, ref targets.BaseRef, c *kilncache.Cache, opts ...remote.Option) (*Base, error) {
 	b := &Base{Ref: ref}
 	switch ref.Kind {
 	case targets.BaseScratch:
@@ -48,11 +50,17 @@ func loadBase(ctx context.Context, ref targets.BaseRef, opts ...remote.Option) (
 	case targets.BaseLayout:
 		return b, b.loadLayout()
 	}
+	opts = append(opts, remote.WithContext(ctx))
 	var r name.Reference = ref.Repo.Tag(cmp.Or(ref.Tag, "latest"))
 	if ref.Digest != "" {
-		r = ref.Repo.Digest(ref.Digest)
+		pinned := ref.Repo.Digest(ref.Digest)
+		if cached, ok := cachedBase(c, pinned, opts); ok {
+			cached.Ref = ref
+			return cached, nil
+		}
+		r = pinned
 	}
-	desc, err := remote.Get(r, append(opts, remote.WithContext(ctx))...)
+	desc, err := remote.Get(r, opts...)
 	if err != nil {
 		return nil, &RegistryError{Op: "fetching base image", Ref: r.String(), Err: err}
 	}

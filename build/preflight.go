@@ -56,7 +56,7 @@ func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, keychai
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}
-	out, err := resolveBases(ctx, p, rows, keychain)
+	out, err := resolveBases(ctx, p, rows, keychain, c)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, keychai
 // it (manifest and config), all at once: they are independent round trips.
 // The error reported is the first row's, in plan order, whatever finished
 // first.
-func resolveBases(ctx context.Context, p *targets.Plan, rows []targets.Row, keychain authn.Keychain) ([]*Prepared, error) {
+func resolveBases(ctx context.Context, p *targets.Plan, rows []targets.Row, keychain authn.Keychain, c *cache.Cache) ([]*Prepared, error) {
 	type loaded struct {
 		once sync.Once
 		base *Base
@@ -128,7 +128,7 @@ func resolveBases(ctx context.Context, p *targets.Plan, rows []targets.Row, keyc
 	for i, row := range rows {
 		wg.Go(func() {
 			l := bases[row.Target.Base.Raw]
-			l.once.Do(func() { l.base, l.err = loadBase(ctx, row.Target.Base, remote.Reuse(puller)) })
+			l.once.Do(func() { l.base, l.err = loadBase(ctx, row.Target.Base, c, remote.Reuse(puller)) })
 			if errs[i] = l.err; errs[i] != nil {
 				return
 			}
@@ -141,6 +141,8 @@ func resolveBases(ctx context.Context, p *targets.Plan, rows []targets.Row, keyc
 				errs[i] = &RegistryError{Op: "reading base image", Ref: row.Target.Base.Raw + " (" + row.Platform.String() + ")", Err: err}
 			} else if _, err := img.ConfigFile(); err != nil {
 				errs[i] = &RegistryError{Op: "reading the config of base", Ref: row.Target.Base.Raw + " (" + row.Platform.String() + ")", Err: err}
+			} else if row.Target.Base.Kind == targets.BaseRegistry {
+				keepBase(c, l.base, img)
 			}
 			out[i] = &Prepared{Base: l.base, Image: img, Digest: d}
 		})

@@ -99,7 +99,7 @@ type release struct {
 	rows       []*rowState
 	compiled   bool // compiling started: from here on release.json records the outcome
 	runner     *verify.Runner
-	publishing bool     // every row passed; publishing started
+	publishing bool // every row passed; publishing started
 	signer     *sign.Signer
 	spec       ImageSpec
 	files      baseFiles // each base's files, flattened once

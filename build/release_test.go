@@ -98,9 +98,10 @@ func TestMergeEnv(t *testing.T) {
 
 // fixture is a tiny Go module, a layout base and a plan around them.
 type fixture struct {
-	dir      string
-	registry string // host:port of an in-process registry
-	uploads  atomic.Int64
+	dir       string
+	registry  string // host:port of an in-process registry
+	uploads   atomic.Int64
+	baseReads atomic.Int64 // manifest requests to bases/*
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -123,6 +124,9 @@ func newFixture(t *testing.T) *fixture {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") {
 			f.uploads.Add(1)
+		}
+		if strings.HasPrefix(r.URL.Path, "/v2/bases/") && strings.Contains(r.URL.Path, "/manifests/") {
+			f.baseReads.Add(1)
 		}
 		reg.ServeHTTP(w, r)
 	}))
@@ -556,5 +560,62 @@ func TestWarmReleaseReusesOnlyWhatItMay(t *testing.T) {
 	var ve *VerifyError
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "files.certs") {
 		t.Fatalf("a changed expectation was not verified again: %v", err)
+	}
+}
+
+// A pinned registry base is known from the cache on the next release: no
+// manifest request, the same digests, and its layers still reach a
+// repository that lacks them.
+func TestPinnedBaseComesFromTheCache(t *testing.T) {
+	f := newFixture(t)
+	ii, err := layout.ImageIndexFromPath(filepath.Join(f.dir, "bases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := ii.IndexManifest()
+	base, err := ii.ImageIndex(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(f.registry + "/bases/base:1")
+	if err := remote.WriteIndex(ref, base); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := base.Digest()
+	c := kilncache.New(t.TempDir(), "test")
+	release := func(repo string) *Result {
+		t.Helper()
+		p := f.plan(t, "  static:\n    libc: none\n    base: "+f.registry+"/bases/base@"+d.String()+"\n    default: true\n", targets.Selection{})
+		p.Config.Image.Repository = f.registry + "/" + repo
+		res, err := Release(t.Context(), p, Options{Push: true, Jobs: 2, HostEnv: os.Environ(), Cache: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := release("acme/app")
+	before := f.baseReads.Load()
+	if before == 0 {
+		t.Fatal("the first release did not read the base from the registry")
+	}
+	again := release("acme/app")
+	if n := f.baseReads.Load() - before; n != 0 {
+		t.Errorf("a release with the base cached made %d manifest requests to it", n)
+	}
+	other := release("acme/other")
+	for i := range first.Rows {
+		if again.Rows[i].IndexDigest != first.Rows[i].IndexDigest || other.Rows[i].IndexDigest != first.Rows[i].IndexDigest {
+			t.Errorf("row %d: index %s, then %s from the cache, %s in another repository", i, first.Rows[i].IndexDigest, again.Rows[i].IndexDigest, other.Rows[i].IndexDigest)
+		}
+	}
+	// The other repository never had the base's layers: they were mounted
+	// or copied from the base's repository, whole.
+	otherRef, _ := name.ParseReference(f.registry + "/acme/other:latest")
+	idx, err := remote.Index(otherRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Index(idx); err != nil {
+		t.Errorf("the image pushed with a cached base is invalid: %v", err)
 	}
 }

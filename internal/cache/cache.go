@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -132,6 +133,11 @@ func (c *Cache) Put(kind, key string, v any) {
 	if err != nil {
 		return
 	}
+	c.write(kind, c.path(kind, key), data)
+}
+
+// write puts data at p (in the directory of kind) atomically.
+func (c *Cache) write(kind, p string, data []byte) {
 	dir := filepath.Join(c.dir, kind)
 	if os.MkdirAll(dir, 0o755) != nil {
 		return
@@ -146,9 +152,56 @@ func (c *Cache) Put(kind, key string, v any) {
 		os.Remove(tmp.Name())
 		return
 	}
-	if os.Rename(tmp.Name(), c.path(kind, key)) != nil {
+	if os.Rename(tmp.Name(), p) != nil {
 		os.Remove(tmp.Name())
 	}
+}
+
+// Blob returns the bytes stored under their sha256 digest ("sha256:<hex>"),
+// checked against it: content-addressed entries need no salt and cannot be
+// stale, only damaged, which reads as a miss. Blobs are small documents
+// (manifests, configs); larger ones are not kept.
+func (c *Cache) Blob(digest string) ([]byte, bool) {
+	p, ok := c.blobPath(digest)
+	if !ok {
+		return nil, false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxEntry+1))
+	if err != nil || len(data) > maxEntry {
+		return nil, false
+	}
+	if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != digest {
+		return nil, false
+	}
+	now := time.Now()
+	_ = os.Chtimes(p, now, now)
+	return data, true
+}
+
+// PutBlob stores data under its sha256 digest.
+func (c *Cache) PutBlob(data []byte) {
+	sum := sha256.Sum256(data)
+	p, ok := c.blobPath("sha256:" + hex.EncodeToString(sum[:]))
+	if !ok || len(data) > maxEntry {
+		return
+	}
+	if _, err := os.Stat(p); err == nil {
+		return
+	}
+	c.write("blobs", p, data)
+}
+
+func (c *Cache) blobPath(digest string) (string, bool) {
+	hexPart, ok := strings.CutPrefix(digest, "sha256:")
+	if c == nil || !ok || len(hexPart) != 64 || strings.Trim(hexPart, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return filepath.Join(c.dir, "blobs", hexPart), true
 }
 
 // entry is the stored form; the key inside guards against a file renamed

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,5 +95,31 @@ func TestGoBuildID(t *testing.T) {
 	}
 	if got := GoBuildID("cache.go"); got != "" {
 		t.Fatalf("GoBuildID of a non-ELF file = %q", got)
+	}
+}
+
+func TestBlobsAreCheckedAgainstTheirDigest(t *testing.T) {
+	c := New(t.TempDir(), "s")
+	doc := []byte(`{"schemaVersion":2}`)
+	sum := sha256.Sum256(doc)
+	d := "sha256:" + hex.EncodeToString(sum[:])
+	if _, ok := c.Blob(d); ok {
+		t.Fatal("hit on an empty cache")
+	}
+	c.PutBlob(doc)
+	if got, ok := c.Blob(d); !ok || string(got) != string(doc) {
+		t.Fatalf("Blob = %q, %v", got, ok)
+	}
+	p, _ := c.blobPath(d)
+	if err := os.WriteFile(p, []byte(`{"schemaVersion":3}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Blob(d); ok {
+		t.Fatal("a blob that does not match its digest was returned")
+	}
+	for _, bad := range []string{"sha256:../../etc/passwd", "sha512:" + strings.Repeat("a", 64), "sha256:" + strings.Repeat("A", 64)} {
+		if _, ok := c.Blob(bad); ok {
+			t.Errorf("Blob(%q) hit", bad)
+		}
 	}
 }
