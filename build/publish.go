@@ -96,8 +96,9 @@ func push(ctx context.Context, repo name.Repository, arts []*artifact, opts []re
 // tag points each artifact's tags at its pushed digest. It runs only after
 // every target was pushed.
 func tag(ctx context.Context, repo name.Repository, arts []*artifact, opts []remote.Option) error {
-	// One pusher: one connection setup for the repository, not one per tag;
-	// the tags are independent manifest PUTs, sent together.
+	// One pusher (the caller's, with remote.Reuse): one connection setup for
+	// the repository, not one per tag; the tags are independent manifest
+	// PUTs, sent together.
 	pusher, err := remote.NewPusher(opts...)
 	if err != nil {
 		return &RegistryError{Op: "tagging", Ref: repo.String(), Err: err}

@@ -199,6 +199,10 @@ func (r *release) run(ctx context.Context) error {
 	if r.opts.UserAgent != "" {
 		remoteOpts = append(remoteOpts, remote.WithUserAgent(r.opts.UserAgent))
 	}
+	// One pusher for the push and the tags: one connection setup.
+	if pusher, err := remote.NewPusher(remoteOpts...); err == nil {
+		remoteOpts = append(remoteOpts, remote.Reuse(pusher))
+	}
 	start = time.Now()
 	r.publishing = true
 	if r.opts.Push {
