@@ -142,7 +142,7 @@ func binaryLayerFile(c *kilncache.Cache, bin, entrypoint string, mtime time.Time
 		return nil, fmt.Errorf("reading the built binary: %w", err)
 	}
 	key := ""
-	if id := kilncache.GoBuildID(bin); id != "" {
+	if id := kilncache.GoBuildID(bin); linkerBuildID(id) {
 		key = c.Key("binary-layer/v1", id, fi.Size(), entrypoint, mtime, mt)
 	}
 	var rec layerRecord
@@ -166,6 +166,22 @@ func binaryLayerFile(c *kilncache.Cache, bin, entrypoint string, mtime time.Time
 		c.Put("binary-layer", key, layerRecord{Digest: l.digest, DiffID: l.diffID, Size: int64(len(l.compressed))})
 	}
 	return l, nil
+}
+
+// linkerBuildID reports whether id has the form the go command gives an
+// executable (four hashes, the last of the binary's content). A build ID
+// set by hand (-ldflags=-buildid=…) names no content, and is not trusted.
+func linkerBuildID(id string) bool {
+	parts := strings.Split(id, "/")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if len(p) != 20 || strings.Trim(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // layerRecord is what binaryLayerFile keeps of a layer.

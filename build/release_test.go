@@ -506,6 +506,22 @@ func TestBinaryLayerFileReusesTheRecordedLayer(t *testing.T) {
 	}
 }
 
+func TestOnlyLinkerBuildIDsNameContent(t *testing.T) {
+	exe, _ := os.Executable()
+	for id, want := range map[string]bool{
+		kilncache.GoBuildID(exe): true,
+		"mStIW7hZeceWvuubsR4Q/mb0R9hBihcJ9Re_rAH_0/UKrJyJBqVVdFWi0Kr0Ds/GREMAOI5MvpHq-C7sEi_": true,
+		"":              false,
+		"release-1.2.3": false, // -ldflags=-buildid=release-1.2.3: the same for every binary
+		"a/b/c/d":       false,
+		"mStIW7hZeceWvuubsR4Q/mb0R9hBihcJ9Re_rAH_0": false,
+	} {
+		if got := linkerBuildID(id); got != want {
+			t.Errorf("linkerBuildID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
 func isMemLayer(l v1.Layer) bool {
 	_, ok := l.(*memLayer)
 	return ok
