@@ -39,6 +39,21 @@ REG_PID=$!
 for _ in $(seq 50); do curl -fs "http://$REG/v2/" >/dev/null && break; sleep 0.2; done
 uploads() { grep -c 'POST /v2/.*/blobs/uploads/' "$WORK/registry.log" || true; }
 
+# table prints hyperfine's JSON as min / median / max / mean ± stddev in ms,
+# with each command's median relative to the last one (the baseline).
+table() {
+  python3 - "$1" <<'PY'
+import json, sys
+rs = json.load(open(sys.argv[1]))["results"]
+base = rs[-1]["median"]
+print("| command | min ms | median ms | max ms | mean ± σ ms | median vs %s |" % rs[-1]["command"])
+print("|---|---:|---:|---:|---:|---:|")
+for r in rs:
+    ms = lambda v: "%.1f" % (v * 1000)
+    print("| %s | %s | %s | %s | %s ± %s | %.2f × |" % (r["command"], ms(r["min"]), ms(r["median"]), ms(r["max"]), ms(r["mean"]), ms(r["stddev"] or 0), r["median"] / base))
+PY
+}
+
 # The distroless/static stand-in, in the registry, by digest.
 (cd "$ROOT" && go run ./internal/testbase/gen -o "$WORK/bases" >/dev/null)
 skopeo copy -q --all --dest-tls-verify=false "oci:$WORK/bases:static" "docker://$REG/bases/static:1"
@@ -62,13 +77,13 @@ targets:
 verify: {args: [--version]}
 EOF
 echo "## 1. one static target (examples/hello, linux/amd64), warm, push to a local registry"
-hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-markdown "$WORK/1.md" \
+hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$WORK/1.json" \
   -n "kiln release --push" "$KILN release --push -f $WORK/hello.yaml" \
   -n "kiln release --push (no run.*)" "$KILN release --push -f $WORK/hello.yaml --set verify.run=false" \
   -n "ko build --bare" "env -C $ROOT/examples/hello KO_DOCKER_REPO=$REG/bench/ko KO_DEFAULTBASEIMAGE=$STATIC ko build --bare --sbom=none --platform=linux/amd64 ." \
   -n "go build" "env -C $ROOT/examples/hello CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o $WORK/gobuild/hello ." \
   > /dev/null
-cat "$WORK/1.md"; echo
+table "$WORK/1.json"; echo
 
 # 2. Four targets of examples/sqlite (static amd64, static arm64, glibc amd64,
 # musl amd64), warm: kiln (static checks only; run.* measured below) vs the
@@ -98,11 +113,11 @@ wait
 EOF
 bash "$WORK/gobuild4.sh" # fail here, not inside hyperfine, if a raw build is broken
 echo "## 2. four targets of examples/sqlite, warm (kiln without run.*)"
-hyperfine --style basic --warmup 2 --runs "$RUNS" --export-markdown "$WORK/2.md" \
+hyperfine --style basic --warmup 2 --runs "$RUNS" --export-json "$WORK/2.json" \
   -n "kiln release --push -j 2 (4 targets)" "$KILN release --push -j 2 -f $WORK/sqlite.yaml" \
   -n "4 x go build, 2 at a time" "bash $WORK/gobuild4.sh" \
   > /dev/null
-cat "$WORK/2.md"; echo
+table "$WORK/2.json"; echo
 # 2c. The same four targets after a source change: every row relinks, so
 # kiln hashes, compresses, verifies (no cache can answer) and pushes anew.
 SRC="$WORK/sqlite-src"
@@ -111,12 +126,12 @@ sed "s|dir: $ROOT/examples/sqlite|dir: $SRC|; s|output: $WORK/out2|output: $WORK
 sed "s|cd $ROOT/examples/sqlite|cd $SRC|" "$WORK/gobuild4.sh" > "$WORK/gobuild4-change.sh"
 stamp='printf "package main\n\nvar benchStamp = \"%s\"\n" "$(date +%s%N)" > '"$SRC/zz_bench_stamp.go"
 echo "## 2c. the same four targets after a source change (every row relinks; kiln without run.*)"
-hyperfine --style basic --warmup 1 --runs "$RUNS" --export-markdown "$WORK/2c.md" \
+hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$WORK/2c.json" \
   --prepare "$stamp" \
   -n "kiln release --push -j 2 (4 targets, changed)" "$KILN release --push -j 2 -f $WORK/sqlite-change.yaml" \
   -n "4 x go build, 2 at a time (changed)" "bash $WORK/gobuild4-change.sh" \
   > /dev/null
-cat "$WORK/2c.md"; echo
+table "$WORK/2c.json"; echo
 
 echo "run.* for those rows, separately (kiln verify of each pushed image, sandbox + qemu for arm64):"
 for t in static glibc alpine; do
@@ -134,11 +149,11 @@ after=$(uploads)
 echo "## 3. no-op rerun of the four targets"
 [ "$d1" = "$d2" ] && echo "same digests: yes" || echo "same digests: NO"
 echo "blob uploads during the two reruns (registry log): $((after - before))"
-hyperfine --style basic --warmup 1 --runs "$RUNS" --export-markdown "$WORK/3.md" \
+hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$WORK/3.json" \
   -n "kiln release --push (no-op)" "$KILN release --push -j 2 -f $WORK/sqlite.yaml" \
   -n "4 x go build (no-op) + 3 HEADs" "bash $WORK/gobuild4.sh && crane digest $REG/bench/sqlite:latest-static >/dev/null && crane digest $REG/bench/sqlite:latest-glibc >/dev/null && crane digest $REG/bench/sqlite:latest-alpine >/dev/null" \
   > /dev/null
-cat "$WORK/3.md"; echo
+table "$WORK/3.json"; echo
 
 # 4. Static verification of one 20 MB image (Go benchmark).
 echo "## 4. static verification of a 20 MB image"
