@@ -56,7 +56,7 @@ func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, keychai
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}
-	out, err := resolveBases(ctx, p, rows, keychain, c)
+	out, errs, err := resolveBases(ctx, rows, keychain, c)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +66,9 @@ func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, keychai
 	for i := range rows {
 		row := rows[i]
 		ref := row.Target.Base
+		if errs[i] != nil { // in plan order, with what the rows before it found
+			return nil, relabelBase(p, row.Target.Name, errs[i])
+		}
 		prep := out[i]
 		img, d := prep.Image, prep.Digest
 		if bl := row.Target.Builder; bl.Container {
@@ -105,9 +108,8 @@ func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, keychai
 
 // resolveBases fetches each distinct base and each row's platform image of
 // it (manifest and config), all at once: they are independent round trips.
-// The error reported is the first row's, in plan order, whatever finished
-// first.
-func resolveBases(ctx context.Context, p *targets.Plan, rows []targets.Row, keychain authn.Keychain, c *cache.Cache) ([]*Prepared, error) {
+// Each row's problem is in errs, for the caller to report in plan order.
+func resolveBases(ctx context.Context, rows []targets.Row, keychain authn.Keychain, c *cache.Cache) ([]*Prepared, []error, error) {
 	type loaded struct {
 		once sync.Once
 		base *Base
@@ -120,7 +122,7 @@ func resolveBases(ctx context.Context, p *targets.Plan, rows []targets.Row, keyc
 	// One puller: one connection setup per registry, not one per base.
 	puller, err := remote.NewPuller(remote.WithAuthFromKeychain(keychain))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]*Prepared, len(rows))
 	errs := make([]error, len(rows))
@@ -148,12 +150,7 @@ func resolveBases(ctx context.Context, p *targets.Plan, rows []targets.Row, keyc
 		})
 	}
 	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return nil, relabelBase(p, rows[i].Target.Name, err)
-		}
-	}
-	return out, nil
+	return out, errs, nil
 }
 
 // relabelBase names the target's base key and its line in a LoadBase or
