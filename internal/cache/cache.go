@@ -225,14 +225,27 @@ func (c *Cache) prune(kind string) {
 
 // PruneDir removes the entries of dir (files or whole directories) whose
 // modification time is older than age. Users of a cache directory mark an
-// entry used by touching it.
+// entry used by touching it. A directory is looked through at most once an
+// hour (the time of the last look is the mtime of its .pruned file): reading
+// a thousand entries is a cost a warm release should not pay every time.
 func PruneDir(dir string, age time.Duration) {
+	marker := filepath.Join(dir, ".pruned")
+	now := time.Now()
+	if fi, err := os.Stat(marker); err == nil && now.Sub(fi.ModTime()) < time.Hour {
+		return
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
-	cutoff := time.Now().Add(-age)
+	if f, err := os.Create(marker); err == nil {
+		f.Close()
+	}
+	cutoff := now.Add(-age)
 	for _, e := range ents {
+		if e.Name() == ".pruned" {
+			continue
+		}
 		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
 			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 		}

@@ -73,6 +73,13 @@ func TestPruneKeepsUsedEntries(t *testing.T) {
 		t.Fatal("miss")
 	}
 	New(c.dir, "s").Put("k", c.Key("new"), 3) // a new process prunes once
+	if _, err := os.Stat(c.path("k", old)); err != nil {
+		t.Fatalf("pruned within the hour of the last look: %v", err)
+	}
+	if err := os.Chtimes(filepath.Join(c.dir, "k", ".pruned"), long, long); err != nil {
+		t.Fatal(err)
+	}
+	New(c.dir, "s").Put("k", c.Key("newer"), 4)
 	if _, err := os.Stat(c.path("k", old)); !os.IsNotExist(err) {
 		t.Fatalf("unused entry kept: %v", err)
 	}
