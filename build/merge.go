@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -91,7 +92,11 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 		case len(in.Checks) == 0:
 			problems = append(problems, key+": the row records no verification")
 		default:
-			r.rows = append(r.rows, &rowState{row: row, res: in})
+			rs := &rowState{row: row, res: in}
+			if bi, err := debug.ParseBuildInfo(in.BuildInfo); err == nil && in.BuildInfo != "" {
+				rs.buildInfo = bi // the split job's binary, for the SBOM
+			}
+			r.rows = append(r.rows, rs)
 			r.res.Rows = append(r.res.Rows, in)
 		}
 	}
@@ -131,8 +136,7 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 	}
 	r.recordPublished(arts, repo, 0)
 	if r.signer != nil {
-		// The split jobs' binaries are not here: the merge signs every
-		// digest and attests the verification reports, not SBOMs.
+		// The SBOMs come from the build info the split jobs recorded.
 		if err := r.signPushed(ctx, repo, arts); err != nil {
 			return err
 		}

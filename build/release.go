@@ -383,7 +383,7 @@ func (r *release) assemble(rs *rowState, bin string) (v1.Image, error) {
 		return nil, fmt.Errorf("writing the binary layer: %w", err)
 	}
 	if bi, err := buildinfo.ReadFile(bin); err == nil {
-		rs.buildInfo = bi
+		rs.buildInfo, rs.res.BuildInfo = bi, bi.String()
 	}
 	return assembleLayer(rs.base, rs.row.Target.Base, rs.baseDigest, layer, r.spec)
 }

@@ -45,8 +45,11 @@ type RowResult struct {
 	// the same image digest, expectations and kiln build (run.* was off).
 	VerifyCached bool             `json:"verify_cached,omitempty"`
 	DNSLoad      *verify.LoadStat `json:"dns_load,omitempty"`
-	Error        string           `json:"error,omitempty"`
-	Timings      Timings          `json:"timings"`
+	// BuildInfo is the binary's build info as `go version -m` prints it:
+	// what --merge, which does not have the binary, builds the SBOM from.
+	BuildInfo string  `json:"build_info,omitempty"`
+	Error     string  `json:"error,omitempty"`
+	Timings   Timings `json:"timings"`
 }
 
 // BaseInfo names the base image a row was assembled on.
