@@ -161,6 +161,16 @@ func (r *release) run(ctx context.Context) error {
 	pre, pctx := errgroup.WithContext(ctx)
 	pre.Go(func() error { return r.plan.Analyze(pctx, r.opts.HostEnv, r.opts.Cache) })
 	pre.Go(func() error { return r.imageSpec(pctx) })
+	// Split jobs (--no-tag) leave signing to --merge. The key is loaded
+	// (and decrypted: scrypt takes a few hundred milliseconds) meanwhile; a
+	// wrong password or a missing key still stops the release before any
+	// build. ctx, not pctx: a signer may keep the context it was made with.
+	if !r.opts.NoTag {
+		pre.Go(func() (err error) {
+			r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain)
+			return err
+		})
+	}
 	var prepared []*Prepared
 	var baseTime time.Duration
 	pre.Go(func() (err error) {
@@ -177,12 +187,6 @@ func (r *release) run(ctx context.Context) error {
 		return err
 	}
 	r.applyBases(prepared)
-	// Split jobs (--no-tag) leave signing to --merge.
-	if !r.opts.NoTag {
-		if r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain); err != nil {
-			return err
-		}
-	}
 	if err := r.buildAll(ctx); err != nil {
 		return err
 	}

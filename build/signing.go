@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kilnbuild/kiln/sign"
 	"github.com/kilnbuild/kiln/targets"
@@ -30,31 +31,42 @@ func newSigner(ctx context.Context, cfg targets.SignConfig, keychain authn.Keych
 
 // signPushed signs every pushed digest (each target's index and each of its
 // platform images) and attaches each platform image's attestations, after
-// every target was pushed and before any tag is written.
+// every target was pushed and before any tag is written. Subjects are
+// signed concurrently; what one subject gets is written in order, since its
+// signatures and attestations accumulate under one tag each.
 func (r *release) signPushed(ctx context.Context, repo name.Repository, arts []*artifact) error {
 	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
 	for _, a := range arts {
 		d, err := a.digest()
 		if err != nil {
 			return err
 		}
 		if a.index != nil {
-			if err := r.signer.SignRemote(ctx, repo.Digest(d.String())); err != nil {
-				return err
-			}
+			g.Go(func() error { return r.signer.SignRemote(gctx, repo.Digest(d.String())) })
 		}
 		for _, rs := range r.rowsOf(a.target) {
-			ref := repo.Digest(rs.res.ImageDigest)
-			if err := r.signer.SignRemote(ctx, ref); err != nil {
-				return err
-			}
-			for _, att := range r.attestations(rs) {
-				if err := r.signer.AttestRemote(ctx, ref, att.predicateType, att.predicate); err != nil {
+			g.Go(func() error {
+				ref := repo.Digest(rs.res.ImageDigest)
+				if err := r.signer.SignRemote(gctx, ref); err != nil {
 					return err
 				}
-			}
-			rs.res.Signed = true
+				for _, att := range r.attestations(rs) {
+					if err := r.signer.AttestRemote(gctx, ref, att.predicateType, att.predicate); err != nil {
+						return err
+					}
+				}
+				rs.res.Signed = true
+				return nil
+			})
 		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, a := range arts {
+		d, _ := a.digest()
 		r.progress("sign", nil, "%s: %s@%s", a.target, repo, d)
 	}
 	r.res.Timings.add("sign", time.Since(start))
