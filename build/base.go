@@ -36,7 +36,7 @@ type Base struct {
 // name. Registry I/O failures are *RegistryError; a layout or digest that is
 // not there is a *targets.ConfigError, since the config is what must change.
 func LoadBase(ctx context.Context, ref targets.BaseRef, keychain authn.Keychain) (*Base, error) {
-	return loadBase(ctx, ref, nil, remote.WithAuthFromKeychain(keychain))
+	return loadBase(ctx, ref, nil, registryOptions(keychain, 0)...)
 }
 
 // loadBase is LoadBase with kiln's cache (see basecache.go) and the

@@ -104,7 +104,7 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 		return &VerifyError{Failures: append([]string{"refusing to merge:"}, problems...)}
 	}
 
-	remoteOpts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(r.opts.Keychain)}
+	remoteOpts := append(r.registry(), remote.WithContext(ctx))
 	for _, rs := range r.rows {
 		ref := repo.Digest(rs.res.ImageDigest)
 		img, err := remote.Image(ref, remoteOpts...)
@@ -127,7 +127,7 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 	if err != nil {
 		return err
 	}
-	if r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain); err != nil {
+	if r.signer, err = newSigner(ctx, cfg.Sign, r.registry()); err != nil {
 		return err
 	}
 	r.publishing = true

@@ -37,7 +37,7 @@ type Prepared struct {
 // *targets.ConfigError; warnings go to the plan's rows. The result is
 // aligned with p.Rows.
 func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([]*Prepared, error) {
-	out, err := preflight(ctx, p, slices.Clone(p.Rows), keychain, nil, &baseFiles{})
+	out, err := preflight(ctx, p, slices.Clone(p.Rows), registryOptions(keychain, 0), nil, &baseFiles{})
 	if err != nil {
 		return nil, err
 	}
@@ -52,11 +52,8 @@ func Preflight(ctx context.Context, p *targets.Plan, keychain authn.Keychain) ([
 // a base holds for a row is read from c when an earlier run recorded it for
 // the same base digest; otherwise the base is flattened (once, through
 // files) and the facts recorded.
-func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, keychain authn.Keychain, c *cache.Cache, files *baseFiles) ([]*Prepared, error) {
-	if keychain == nil {
-		keychain = authn.DefaultKeychain
-	}
-	out, errs, err := resolveBases(ctx, rows, keychain, c)
+func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, registry []remote.Option, c *cache.Cache, files *baseFiles) ([]*Prepared, error) {
+	out, errs, err := resolveBases(ctx, rows, registry, c)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +106,7 @@ func preflight(ctx context.Context, p *targets.Plan, rows []targets.Row, keychai
 // resolveBases fetches each distinct base and each row's platform image of
 // it (manifest and config), all at once: they are independent round trips.
 // Each row's problem is in errs, for the caller to report in plan order.
-func resolveBases(ctx context.Context, rows []targets.Row, keychain authn.Keychain, c *cache.Cache) ([]*Prepared, []error, error) {
+func resolveBases(ctx context.Context, rows []targets.Row, registry []remote.Option, c *cache.Cache) ([]*Prepared, []error, error) {
 	type loaded struct {
 		once sync.Once
 		base *Base
@@ -120,7 +117,7 @@ func resolveBases(ctx context.Context, rows []targets.Row, keychain authn.Keycha
 		bases[row.Target.Base.Raw] = &loaded{}
 	}
 	// One puller: one connection setup per registry, not one per base.
-	puller, err := remote.NewPuller(remote.WithAuthFromKeychain(keychain))
+	puller, err := remote.NewPuller(registry...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -43,6 +43,10 @@ type Options struct {
 	Progress  io.Writer      // one line per stage per row; nil discards
 	UserAgent string
 	Cache     *cache.Cache // kiln's own result cache; nil disables it
+
+	// RegistryTimeout bounds the wait for each registry response; zero
+	// means DefaultRegistryTimeout.
+	RegistryTimeout time.Duration
 }
 
 // Release runs the pipeline of SPEC §1 for every row of the plan: resolve
@@ -167,7 +171,7 @@ func (r *release) run(ctx context.Context) error {
 	// build. ctx, not pctx: a signer may keep the context it was made with.
 	if !r.opts.NoTag {
 		pre.Go(func() (err error) {
-			r.signer, err = newSigner(ctx, cfg.Sign, r.opts.Keychain)
+			r.signer, err = newSigner(ctx, cfg.Sign, r.registry())
 			return err
 		})
 	}
@@ -176,7 +180,7 @@ func (r *release) run(ctx context.Context) error {
 	pre.Go(func() (err error) {
 		// ctx, not pctx: the base images read lazily through the context
 		// they were fetched with, and pctx ends with this stage.
-		prepared, err = preflight(ctx, r.plan, rows, r.opts.Keychain, r.opts.Cache, &r.files)
+		prepared, err = preflight(ctx, r.plan, rows, r.registry(), r.opts.Cache, &r.files)
 		baseTime = time.Since(start)
 		return err
 	})
@@ -199,7 +203,7 @@ func (r *release) run(ctx context.Context) error {
 		return err
 	}
 
-	remoteOpts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(r.opts.Keychain), remote.WithJobs(max(r.opts.Jobs, 4))}
+	remoteOpts := append(r.registry(), remote.WithContext(ctx), remote.WithJobs(max(r.opts.Jobs, 4)))
 	if r.opts.UserAgent != "" {
 		remoteOpts = append(remoteOpts, remote.WithUserAgent(r.opts.UserAgent))
 	}
@@ -236,6 +240,11 @@ func (r *release) run(ctx context.Context) error {
 		return r.tag(ctx, repo, arts, remoteOpts)
 	}
 	return nil
+}
+
+// registry is the registry options of this release (see registryOptions).
+func (r *release) registry() []remote.Option {
+	return registryOptions(r.opts.Keychain, r.opts.RegistryTimeout)
 }
 
 // applyBases gives each row what preflight found: its base and warnings.

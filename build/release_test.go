@@ -635,3 +635,25 @@ func TestPinnedBaseComesFromTheCache(t *testing.T) {
 		t.Errorf("the image pushed with a cached base is invalid: %v", err)
 	}
 }
+
+// A registry that accepts connections and never answers fails the release
+// with a registry error instead of hanging it.
+func TestASilentRegistryFailsTheRelease(t *testing.T) {
+	f := newFixture(t)
+	silent := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-silent:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(silent) }) // runs first: the handlers return, Close can finish
+	host := strings.TrimPrefix(srv.URL, "http://")
+	p := f.plan(t, "  static:\n    libc: none\n    base: "+host+"/bases/base@sha256:"+strings.Repeat("a", 64)+"\n", targets.Selection{})
+	_, err := Release(t.Context(), p, Options{Jobs: 2, HostEnv: os.Environ(), RegistryTimeout: 300 * time.Millisecond})
+	var re *RegistryError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "timeout awaiting response headers") {
+		t.Fatalf("want a RegistryError naming the timeout, got %v", err)
+	}
+}

@@ -19,13 +19,13 @@ import (
 // newSigner loads the signing key of the config, before anything is built:
 // a wrong password or a missing key must not cost a build, and nothing is
 // signed (or pushed) after it fails.
-func newSigner(ctx context.Context, cfg targets.SignConfig, keychain authn.Keychain) (*sign.Signer, error) {
+func newSigner(ctx context.Context, cfg targets.SignConfig, registry []remote.Option) (*sign.Signer, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
 	return sign.New(ctx, sign.Options{
 		Key: cfg.Key, TLog: cfg.TLog, Keyless: cfg.Keyless,
-		RemoteOpts: []remote.Option{remote.WithAuthFromKeychain(keychain)},
+		RemoteOpts: registry,
 	})
 }
 
@@ -153,10 +153,7 @@ func SignImage(ctx context.Context, ref string, cfg targets.SignConfig, keychain
 		return v1.Hash{}, &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("%q is not a reference by digest (%v)", ref, err),
 			Fix: "sign REPO@sha256:…; signing a tag is a race (`crane digest REPO:TAG` gives the digest)"}
 	}
-	if keychain == nil {
-		keychain = authn.DefaultKeychain
-	}
-	s, err := newSigner(ctx, cfg, keychain)
+	s, err := newSigner(ctx, cfg, registryOptions(keychain, 0))
 	if err != nil {
 		return v1.Hash{}, err
 	}
