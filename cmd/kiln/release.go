@@ -50,7 +50,7 @@ func newPlan(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := p.Analyze(cmd.Context(), os.Environ(), nil); err != nil {
+			if err := p.Analyze(cmd.Context(), os.Environ(), cache.Open()); err != nil {
 				return err
 			}
 			if _, err := build.Preflight(cmd.Context(), p, nil); err != nil {
