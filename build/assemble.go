@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -50,16 +49,11 @@ type ImageSpec struct {
 	Revision   string    // org.opencontainers.image.revision, when known
 }
 
-// BinaryLayer returns a layer holding only the binary at entrypoint, with
+// binaryLayer returns a layer holding only the binary at entrypoint, with
 // its parent directories. Everything that could vary between runs is fixed:
-// entry order, uid/gid 0, mode 0555 (dirs 0755), mtime, no user names.
-func BinaryLayer(binary []byte, entrypoint string, mtime time.Time, mt types.MediaType) (v1.Layer, error) {
-	return binaryLayer(nil, binary, entrypoint, mtime, mt)
-}
-
-// binaryLayer is BinaryLayer with c's layer cache: the compressed form is
-// kept by the uncompressed digest, so an unchanged binary is not
-// compressed again on the next release.
+// entry order, uid/gid 0, mode 0555 (dirs 0755), mtime, no user names. The
+// compressed form is kept in c by the uncompressed digest, so an unchanged
+// binary is not compressed again on the next release.
 func binaryLayer(c *kilncache.Cache, binary []byte, entrypoint string, mtime time.Time, mt types.MediaType) (*memLayer, error) {
 	raw, err := binaryTar(binary, entrypoint, mtime)
 	if err != nil {
@@ -67,11 +61,9 @@ func binaryLayer(c *kilncache.Cache, binary []byte, entrypoint string, mtime tim
 	}
 	l := &memLayer{raw: raw, mediaType: mt}
 	l.diffID = v1.Hash{Algorithm: "sha256", Hex: hexSHA256(l.raw)}
-	cached := layerCachePath(c, l.diffID)
+	cached := c.File(layersKind, l.diffID.Hex+".tar.gz")
 	if data, err := os.ReadFile(cached); err == nil && verifyGzipOf(data, l.raw) {
 		l.compressed = data
-		now := time.Now()
-		_ = os.Chtimes(cached, now, now) // in use: keep it
 	} else {
 		// klauspost's gzip: several times faster than compress/gzip at the
 		// same level, and as deterministic.
@@ -87,13 +79,7 @@ func binaryLayer(c *kilncache.Cache, binary []byte, entrypoint string, mtime tim
 			return nil, err
 		}
 		l.compressed = gz.Bytes()
-		if cached != "" && os.MkdirAll(filepath.Dir(cached), 0o755) == nil {
-			kilncache.PruneDir(filepath.Dir(cached), kilncache.MaxAge)
-			tmp := cached + ".tmp-" + randomHex(4)
-			if os.WriteFile(tmp, l.compressed, 0o644) == nil {
-				_ = os.Rename(tmp, cached)
-			}
-		}
+		c.PutFile(layersKind, l.diffID.Hex+".tar.gz", l.compressed)
 	}
 	// Both forms stay in memory with their digests, so neither publishing
 	// nor verification compresses or decompresses this layer again.
@@ -101,7 +87,10 @@ func binaryLayer(c *kilncache.Cache, binary []byte, entrypoint string, mtime tim
 	return l, nil
 }
 
-// binaryTar is the uncompressed layer of BinaryLayer.
+// layersKind is the cache directory of compressed binary layers.
+const layersKind = "layers"
+
+// binaryTar is the uncompressed layer of binaryLayer.
 func binaryTar(binary []byte, entrypoint string, mtime time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(binary) + 8<<10)
@@ -129,7 +118,7 @@ func binaryTar(binary []byte, entrypoint string, mtime time.Time) ([]byte, error
 	return buf.Bytes(), nil
 }
 
-// binaryLayerFile is BinaryLayer for the binary at bin, skipping the work
+// binaryLayerFile is binaryLayer for the binary at bin, skipping the work
 // when an earlier run layered the same binary: the go command stamps every
 // binary with a build ID whose last part is a hash of its content (it is
 // how go build decides the binary is up to date), so with the same build
@@ -147,10 +136,8 @@ func binaryLayerFile(c *kilncache.Cache, bin, entrypoint string, mtime time.Time
 	}
 	var rec layerRecord
 	if key != "" && c.Get("binary-layer", key, &rec) {
-		gz := layerCachePath(c, rec.DiffID)
+		gz := c.File(layersKind, rec.DiffID.Hex+".tar.gz")
 		if gi, err := os.Stat(gz); err == nil && gi.Size() == rec.Size {
-			now := time.Now()
-			_ = os.Chtimes(gz, now, now)
 			return &fileLayer{bin: bin, gz: gz, entrypoint: entrypoint, mtime: mtime, mediaType: mt, rec: rec}, nil
 		}
 	}
@@ -249,15 +236,6 @@ func (r *digestReader) Read(p []byte) (int, error) {
 
 func (r *digestReader) Close() error { return r.f.Close() }
 
-// layerCachePath is where c keeps the compressed form of a layer with this
-// diff id ("" for a disabled cache).
-func layerCachePath(c *kilncache.Cache, diffID v1.Hash) string {
-	if c.Dir() == "" {
-		return ""
-	}
-	return filepath.Join(c.Dir(), "layers", diffID.Hex+".tar.gz")
-}
-
 // verifyGzipOf checks, cheaply, that a cached file is a gzip stream whose
 // trailer matches raw (CRC-32 and length): a truncated or foreign file is
 // ignored and rebuilt.
@@ -296,21 +274,6 @@ func hexSHA256(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Assemble puts the binary layer on the base for one platform and sets the
-// config and annotations. baseDigest is the platform manifest of the base
-// (zero for scratch).
-func Assemble(base v1.Image, baseRef targets.BaseRef, baseDigest v1.Hash, binary []byte, spec ImageSpec) (v1.Image, error) {
-	mt, err := layerMediaType(base)
-	if err != nil {
-		return nil, err
-	}
-	layer, err := BinaryLayer(binary, spec.Entrypoint, spec.Created, mt)
-	if err != nil {
-		return nil, fmt.Errorf("writing the binary layer: %w", err)
-	}
-	return assembleLayer(base, baseRef, baseDigest, layer, spec)
-}
-
 // layerMediaType is the media type of a layer added to base: one family
 // of media types per manifest.
 func layerMediaType(base v1.Image) (types.MediaType, error) {
@@ -324,7 +287,9 @@ func layerMediaType(base v1.Image) (types.MediaType, error) {
 	return types.OCILayer, nil
 }
 
-// assembleLayer is Assemble with the binary layer already made.
+// assembleLayer puts the binary layer on the base for one platform and sets
+// the config and annotations. baseDigest is the platform manifest of the
+// base (zero for scratch).
 func assembleLayer(base v1.Image, baseRef targets.BaseRef, baseDigest v1.Hash, layer v1.Layer, spec ImageSpec) (v1.Image, error) {
 	created := v1.Time{Time: spec.Created}
 	img, err := mutate.Append(base, mutate.Addendum{

@@ -39,11 +39,11 @@ import (
 func TestBinaryLayerIsDeterministic(t *testing.T) {
 	bin := []byte("\x7fELF not really a binary")
 	mtime := time.Unix(1700000000, 0)
-	a, err := BinaryLayer(bin, "/usr/local/bin/app", mtime, types.OCILayer)
+	a, err := binaryLayer(nil, bin, "/usr/local/bin/app", mtime, types.OCILayer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := BinaryLayer(append([]byte(nil), bin...), "/usr/local/bin/app", mtime, types.OCILayer)
+	b, err := binaryLayer(nil, append([]byte(nil), bin...), "/usr/local/bin/app", mtime, types.OCILayer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestBinaryLayerIsDeterministic(t *testing.T) {
 	if da != db {
 		t.Fatalf("same input, different layer digests: %s %s", da, db)
 	}
-	c, _ := BinaryLayer(bin, "/usr/local/bin/app", time.Unix(0, 0), types.OCILayer)
+	c, _ := binaryLayer(nil, bin, "/usr/local/bin/app", time.Unix(0, 0), types.OCILayer)
 	if dc, _ := c.Digest(); dc == da {
 		t.Error("the mtime does not reach the layer")
 	}
@@ -483,7 +483,7 @@ func TestBinaryLayerFileReusesTheRecordedLayer(t *testing.T) {
 	}
 
 	d, _ := first.DiffID()
-	gz := layerCachePath(c, d)
+	gz := c.File(layersKind, d.Hex+".tar.gz")
 	data, err := os.ReadFile(gz)
 	if err != nil {
 		t.Fatal(err)

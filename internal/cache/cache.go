@@ -101,22 +101,52 @@ func (c *Cache) Get(kind, key string, v any) bool {
 		return false
 	}
 	p := c.path(kind, key)
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxEntry+1)); err != nil || buf.Len() > maxEntry {
+	data, ok := readEntry(p)
+	if !ok {
 		return false
 	}
 	var e entry
-	if json.Unmarshal(buf.Bytes(), &e) != nil || e.Key != key || json.Unmarshal(e.Value, v) != nil {
+	if json.Unmarshal(data, &e) != nil || e.Key != key || json.Unmarshal(e.Value, v) != nil {
 		return false
 	}
+	touch(p)
+	return true
+}
+
+// readEntry reads an entry of at most maxEntry bytes.
+func readEntry(p string) ([]byte, bool) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxEntry+1))
+	return data, err == nil && len(data) <= maxEntry
+}
+
+// touch marks the entry at p used, so pruning keeps it.
+func touch(p string) {
 	now := time.Now()
 	_ = os.Chtimes(p, now, now)
-	return true
+}
+
+// File is where the entry name of kind is kept, for entries too large to
+// be JSON values (a compressed layer); "" for a disabled cache. Reading it
+// marks it used.
+func (c *Cache) File(kind, name string) string {
+	if c == nil {
+		return ""
+	}
+	p := filepath.Join(c.dir, kind, name)
+	touch(p)
+	return p
+}
+
+// PutFile stores data as the entry name of kind, atomically.
+func (c *Cache) PutFile(kind, name string, data []byte) {
+	if c != nil {
+		c.write(kind, filepath.Join(c.dir, kind, name), data)
+	}
 }
 
 // Put stores v as the entry kind/key. Failures are ignored: a cache that
@@ -166,20 +196,14 @@ func (c *Cache) Blob(digest string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxEntry+1))
-	if err != nil || len(data) > maxEntry {
+	data, ok := readEntry(p)
+	if !ok {
 		return nil, false
 	}
 	if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != digest {
 		return nil, false
 	}
-	now := time.Now()
-	_ = os.Chtimes(p, now, now)
+	touch(p)
 	return data, true
 }
 
