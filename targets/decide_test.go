@@ -92,6 +92,7 @@ func TestDecisionsFromTheConfig(t *testing.T) {
 		{name: "dynamic musl on scratch", targets: "  m: {libc: musl, base: scratch}\n", key: "targets.m.base", want: "add link: static"},
 		{name: "static glibc", targets: "  g: {libc: glibc, link: static, base: 'oci:b@" + digest + "'}\n", key: "targets.g.link", want: "breaks NSS and dlopen"},
 		{name: "link on libc none", targets: "  s: {libc: none, link: static, base: scratch}\n", key: "targets.s.link", want: "always static"},
+		{name: "blank cc", targets: "  m: {libc: musl, link: static, base: scratch, cc: '  '}\n", key: "targets.m.cc", want: "name a C compiler"},
 		{name: "unknown link", targets: "  m: {libc: musl, link: semi, base: scratch}\n", key: "targets.m.link", want: `unknown link mode "semi"`},
 		{name: "container builder without image", targets: "  m: {libc: musl, builder: container, base: scratch, link: static}\n", key: "targets.m.builder_image", want: "needs an image to build in"},
 		{name: "unpinned builder image", targets: "  m: {libc: musl, builder: container, builder_image: 'golang:1.22-alpine', base: scratch, link: static}\n", key: "targets.m.builder_image", want: "not pinned by digest"},

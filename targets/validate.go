@@ -158,6 +158,9 @@ func (c *Config) validate() error {
 		if !b.Pinned() {
 			return bad(key+".base", "run `kiln lock` to resolve it and pin the digest in this file", "%q is not pinned by digest; a tag can change under you", t.Base)
 		}
+		if t.CC != "" && strings.TrimSpace(t.CC) == "" {
+			return bad(key+".cc", "name a C compiler, e.g. cc: musl-gcc, or remove cc", "blank")
+		}
 		for _, tp := range t.Platforms {
 			if !slices.Contains(c.Platforms, tp) {
 				return bad(key+".platforms", "list only platforms from the top-level platforms ("+strings.Join(c.Platforms, ", ")+")", "%q is not in platforms", tp)
