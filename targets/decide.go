@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -84,8 +85,17 @@ func checkTarget(cfg *Config, t *Target, tc *TargetConfig) error {
 // at run time. host is the caller's environment (for the go command).
 // Answers are kept in c between runs (see analyzecache.go); nil disables it.
 func (p *Plan) Analyze(ctx context.Context, host []string, c *cache.Cache) error {
-	type key struct{ tags, platform string }
-	keyOf := func(r *Row) key { return key{strings.Join(r.Target.Tags, ","), r.Platform.String()} }
+	// Rows share an analysis when go list sees the same thing: the same
+	// tags and build environment (the platform, and a target's own env such
+	// as GOFLAGS or GOEXPERIMENT), leaving out CC, which go list never runs,
+	// and CGO_ENABLED, which analyzeCgo sets both ways.
+	type key struct{ tags, env string }
+	listEnv := func(r *Row) []string {
+		return slices.DeleteFunc(r.BuildEnv(host), func(kv string) bool {
+			return strings.HasPrefix(kv, "CC=") || strings.HasPrefix(kv, "CGO_ENABLED=")
+		})
+	}
+	keyOf := func(r *Row) key { return key{strings.Join(r.Target.Tags, "\x00"), strings.Join(listEnv(r), "\x00")} }
 	var tree *moduleTree
 	if c != nil {
 		tree = readModuleTree(p.Dir)
@@ -104,7 +114,7 @@ func (p *Plan) Analyze(ctx context.Context, host []string, c *cache.Cache) error
 		}
 		started[k] = true
 		g.Go(func() error {
-			pkgs, err := cachedAnalysis(gctx, c, tree, p.Dir, p.Config.App.Main, r.Target.Tags, r.BuildEnv(host))
+			pkgs, err := cachedAnalysis(gctx, c, tree, p.Dir, p.Config.App.Main, r.Target.Tags, listEnv(r))
 			if err != nil {
 				return p.Config.Errorf("app.main", "make `go list "+p.Config.App.Main+"` work in "+p.Dir, "%v", err)
 			}

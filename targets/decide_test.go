@@ -180,6 +180,23 @@ func TestAnalyzeCgo(t *testing.T) {
 	}
 }
 
+// Two targets on one platform with the same tags share an analysis only
+// when go list sees the same environment: a target's own GOFLAGS can pull
+// in a cgo package.
+func TestAnalyzeCgoPerTargetEnv(t *testing.T) {
+	dir, _ := filepath.Abs("testdata/cgofix")
+	p, err := planFor(t, dir, "./tagged", "  a: {libc: none, base: scratch, platforms: [linux/amd64]}\n"+
+		"  b: {libc: none, base: scratch, platforms: [linux/amd64], env: [GOFLAGS=-tags=withc]}\n", Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Analyze(context.Background(), os.Environ(), nil)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "targets.b.libc" || !strings.Contains(err.Error(), "example.com/cgofix/internal/needc") {
+		t.Errorf("target b links needc through its GOFLAGS: got %v, want a config error on targets.b.libc", err)
+	}
+}
+
 func TestBuildArgsAndEnvForCgoRows(t *testing.T) {
 	dir, _ := filepath.Abs("testdata/cgofix")
 	p, err := planFor(t, dir, "./required", "  static: {libc: musl, link: static, base: scratch, ldflags: ['-X main.version=1.0']}\n", Selection{Platforms: []string{"linux/arm64"}})

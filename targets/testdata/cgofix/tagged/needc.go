@@ -1,0 +1,5 @@
+//go:build withc
+
+package main
+
+import _ "example.com/cgofix/internal/needc"
