@@ -36,9 +36,6 @@ func Lock(ctx context.Context, file string, src []byte, keychain authn.Keychain)
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		return nil, nil, &targets.ConfigError{File: file, Problem: "not valid YAML: " + err.Error(), Fix: "correct the YAML syntax"}
 	}
-	if keychain == nil {
-		keychain = authn.DefaultKeychain
-	}
 	tmap := mapValue(docRoot(&doc), "targets")
 	if tmap == nil {
 		return nil, nil, &targets.ConfigError{File: file, Key: "targets", Problem: "no targets to lock"}

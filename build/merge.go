@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -43,10 +43,7 @@ func ReadResults(files []string) ([]*RowResult, error) {
 // tags. It refuses when a row is missing, failed or was not pushed.
 func Merge(ctx context.Context, p *targets.Plan, rows []*RowResult, opts Options) (*Result, error) {
 	opts.Push = true // merging only happens in a registry
-	r := &release{plan: p, opts: opts, res: &Result{App: p.Config.App.Name, Timings: Timings{}}}
-	if r.opts.Keychain == nil {
-		r.opts.Keychain = authn.DefaultKeychain
-	}
+	r := newRelease(p, opts)
 	start := time.Now()
 	err := r.merge(ctx, rows)
 	r.res.Timings.add("total", time.Since(start))
@@ -104,7 +101,7 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 		return &VerifyError{Failures: append([]string{"refusing to merge:"}, problems...)}
 	}
 
-	remoteOpts := append(r.registry(), remote.WithContext(ctx))
+	remoteOpts := append(slices.Clone(r.registry), remote.WithContext(ctx))
 	for _, rs := range r.rows {
 		ref := repo.Digest(rs.res.ImageDigest)
 		img, err := remote.Image(ref, remoteOpts...)
@@ -127,7 +124,7 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 	if err != nil {
 		return err
 	}
-	if r.signer, err = newSigner(ctx, cfg.Sign, r.registry()); err != nil {
+	if r.signer, err = newSigner(ctx, cfg.Sign, r.registry); err != nil {
 		return err
 	}
 	r.publishing = true

@@ -55,17 +55,16 @@ type Options struct {
 // <output>/release.json. Nothing is published unless every row built, and no
 // tag is written unless every target was pushed.
 func Release(ctx context.Context, p *targets.Plan, opts Options) (*Result, error) {
-	r := &release{plan: p, opts: opts, res: &Result{App: p.Config.App.Name, Timings: Timings{}}}
-	if r.opts.Keychain == nil {
-		r.opts.Keychain = authn.DefaultKeychain
-	}
-	if r.opts.Progress == nil {
-		r.opts.Progress = io.Discard
-	}
+	r := newRelease(p, opts)
 	if r.opts.Jobs < 1 {
 		r.opts.Jobs = 1
 	}
-	r.runner = verify.NewRunner()
+	for _, row := range p.Rows {
+		if row.Target.Policy.Run { // finding qemu costs a PATH search per architecture
+			r.runner = verify.NewRunner()
+			break
+		}
+	}
 	start := time.Now()
 	err := r.run(ctx)
 	r.res.Timings.add("total", time.Since(start))
@@ -95,10 +94,11 @@ func Release(ctx context.Context, p *targets.Plan, opts Options) (*Result, error
 }
 
 type release struct {
-	plan *targets.Plan
-	opts Options
-	res  *Result
-	mu   sync.Mutex // guards progress writes
+	plan     *targets.Plan
+	opts     Options
+	res      *Result
+	mu       sync.Mutex      // guards progress writes
+	registry []remote.Option // credentials and transport, one for the whole release
 
 	rows       []*rowState
 	compiled   bool // compiling started: from here on release.json records the outcome
@@ -171,7 +171,7 @@ func (r *release) run(ctx context.Context) error {
 	// build. ctx, not pctx: a signer may keep the context it was made with.
 	if !r.opts.NoTag {
 		pre.Go(func() (err error) {
-			r.signer, err = newSigner(ctx, cfg.Sign, r.registry())
+			r.signer, err = newSigner(ctx, cfg.Sign, r.registry)
 			return err
 		})
 	}
@@ -180,7 +180,7 @@ func (r *release) run(ctx context.Context) error {
 	pre.Go(func() (err error) {
 		// ctx, not pctx: the base images read lazily through the context
 		// they were fetched with, and pctx ends with this stage.
-		prepared, err = preflight(ctx, r.plan, rows, r.registry(), r.opts.Cache, &r.files)
+		prepared, err = preflight(ctx, r.plan, rows, r.registry, r.opts.Cache, &r.files)
 		baseTime = time.Since(start)
 		return err
 	})
@@ -203,7 +203,7 @@ func (r *release) run(ctx context.Context) error {
 		return err
 	}
 
-	remoteOpts := append(r.registry(), remote.WithContext(ctx), remote.WithJobs(max(r.opts.Jobs, 4)))
+	remoteOpts := append(slices.Clone(r.registry), remote.WithContext(ctx), remote.WithJobs(max(r.opts.Jobs, 4)))
 	if r.opts.UserAgent != "" {
 		remoteOpts = append(remoteOpts, remote.WithUserAgent(r.opts.UserAgent))
 	}
@@ -242,9 +242,13 @@ func (r *release) run(ctx context.Context) error {
 	return nil
 }
 
-// registry is the registry options of this release (see registryOptions).
-func (r *release) registry() []remote.Option {
-	return registryOptions(r.opts.Keychain, r.opts.RegistryTimeout)
+// newRelease is what Release and Merge share.
+func newRelease(p *targets.Plan, opts Options) *release {
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	return &release{plan: p, opts: opts, res: &Result{App: p.Config.App.Name, Timings: Timings{}},
+		registry: registryOptions(opts.Keychain, opts.RegistryTimeout)}
 }
 
 // applyBases gives each row what preflight found: its base and warnings.
