@@ -663,7 +663,9 @@ func (f *FS) walk(n *node, fn func(n *node) error) error {
 
 // Materialize writes the tree under dir, an empty directory the caller
 // created, for a chroot: directories, regular files with their permission
-// bits, symlinks with their targets unchanged; hard links become copies,
+// bits, symlinks with their targets unchanged, hard links as hard links
+// (so the disk holds each content once, as MaxTotalSize counted it: copies
+// would let a small layer of links to one large file fill the disk);
 // devices and fifos are skipped. Ownership is not applied (that needs
 // privileges; the run maps ids through a user namespace instead), and
 // setuid/setgid bits are dropped, so that an untrusted image never leaves a
@@ -681,6 +683,7 @@ func (f *FS) Materialize(dir string) error {
 	}
 	defer root.Close()
 	var dirs []*node
+	written := map[*blob]string{} // content -> the first path it was written at
 	err = f.walk(f.root, func(n *node) error {
 		if n == f.root {
 			return nil
@@ -695,6 +698,12 @@ func (f *FS) Materialize(dir string) error {
 			}
 			dirs = append(dirs, n)
 		case TypeFile:
+			if first, ok := written[n.content]; ok {
+				return root.Link(first, rel)
+			}
+			if n.content != nil {
+				written[n.content] = rel
+			}
 			return writeFile(root, &n.Entry, f.lim.MaxFileSize)
 		case TypeSymlink:
 			if n.Linkname == "" {

@@ -713,7 +713,14 @@ func TestMaterialize(t *testing.T) {
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "usr/bin/app2")); err != nil || string(b) != "#!app" {
-		t.Errorf("hard link copy = %q, %v", b, err)
+		t.Errorf("hard link content = %q, %v", b, err)
+	}
+	// One inode, as in the image: copies would let links to one large
+	// file multiply what MaxTotalSize bounds.
+	fi1, err1 := os.Stat(filepath.Join(dir, "usr/bin/app"))
+	fi2, err2 := os.Stat(filepath.Join(dir, "usr/bin/app2"))
+	if err1 != nil || err2 != nil || !os.SameFile(fi1, fi2) {
+		t.Errorf("usr/bin/app2 is not a hard link of usr/bin/app (%v, %v)", err1, err2)
 	}
 	if l, err := os.Readlink(filepath.Join(dir, "etc/abs")); err != nil || l != "/etc/passwd" {
 		t.Errorf("symlink target = %q, %v; want it unchanged", l, err)
