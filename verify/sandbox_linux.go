@@ -257,6 +257,10 @@ func runOnce(cfg *sandboxConfig) runResult {
 	stdout := &capped{max: cfg.MaxOutput}
 	stderr := &capped{max: cfg.MaxOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// A process the binary detached (setsid) may hold its stdout long
+	// after the binary is gone; the run ends with the binary, and the pid
+	// namespace ends the rest when the sandbox init exits.
+	cmd.WaitDelay = 500 * time.Millisecond
 	attr := &syscall.SysProcAttr{Chroot: cfg.Root, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if !cfg.Unprivileg {
 		attr.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}

@@ -16,21 +16,7 @@ import (
 // build): kiln verify must not call it a broken binary; it checks the
 // interpreter and whether the image starts.
 func TestScriptEntrypoint(t *testing.T) {
-	busybox, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skip("needs /bin/busybox (Debian package busybox-static)")
-	}
-	image := func(shebang string) Input {
-		l := tarLayer(t, tarExe("bin/busybox", string(busybox)), tarSymlink("bin/sh", "busybox"),
-			tarExe("entry.sh", shebang+"\necho started\n"))
-		img, _ := mutate.AppendLayers(empty.Image, l)
-		cf, _ := img.ConfigFile()
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = "linux", "amd64"
-		cf.Config.Entrypoint = []string{"/entry.sh"}
-		img, _ = mutate.ConfigFile(img, cf)
-		return Input{Image: img, Ref: "script", Platform: targets.Platform{OS: "linux", Arch: "amd64"}, Policy: targets.DefaultPolicy(), Runner: NewRunner()}
-	}
+	image := func(shebang string) Input { return scriptImage(t, shebang+"\necho started\n") }
 
 	rep, err := Image(context.Background(), image("#!/bin/sh"))
 	if err != nil {
@@ -56,4 +42,39 @@ func TestScriptEntrypoint(t *testing.T) {
 	if f, _ := rep.Find("run.start"); f.Status == Pass {
 		t.Errorf("run.start passed although /bin/bash is missing: %+v", f)
 	}
+}
+
+// A binary that exits while a process it started in a session of its own
+// still holds its stdout: the run must end with the binary, not wait for
+// the pipe (and the sandbox's overall limit) and then report nothing.
+func TestRunOutlivedByDetachedChild(t *testing.T) {
+	rep, err := Image(context.Background(), scriptImage(t, "#!/bin/sh\n/bin/busybox setsid /bin/busybox sleep 60 &\necho started\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := rep.Find("run.start")
+	if os.Geteuid() != 0 && f.Status == Skip {
+		t.Skipf("no sandbox here: %s", f.Evidence)
+	}
+	if f.Status != Pass || !strings.Contains(f.Evidence, "exited 0: started") {
+		t.Errorf("run.start = %+v, want a pass: the script exited 0", f)
+	}
+}
+
+// scriptImage is an amd64 image of busybox's shell whose entrypoint is the
+// script /entry.sh.
+func scriptImage(t *testing.T, script string) Input {
+	t.Helper()
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("needs /bin/busybox (Debian package busybox-static)")
+	}
+	l := tarLayer(t, tarExe("bin/busybox", string(busybox)), tarSymlink("bin/sh", "busybox"), tarExe("entry.sh", script))
+	img, _ := mutate.AppendLayers(empty.Image, l)
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = []string{"/entry.sh"}
+	img, _ = mutate.ConfigFile(img, cf)
+	return Input{Image: img, Ref: "script", Platform: targets.Platform{OS: "linux", Arch: "amd64"}, Policy: targets.DefaultPolicy(), Runner: NewRunner()}
 }
