@@ -19,6 +19,11 @@ package targets
 //     go.mod and go.sum, which fix every dependency outside the tree by
 //     version and hash. vendor/ is in the tree.
 //
+// A file modified in the last two seconds makes the tree uncacheable, as in
+// the go command's own file hash cache: a file rewritten within the
+// filesystem's mtime granularity (a kernel tick, a second or two on some
+// filesystems) with the same size would keep its stamp.
+//
 // What the key cannot see is not cached: a go.work, a replace by a local
 // directory, -modfile, GOPATH mode, a symlink to a directory, a tree of more
 // than maxModuleFiles files, and an answer that names a package of the module
@@ -38,6 +43,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/modfile"
 
@@ -49,6 +55,9 @@ const (
 	// maxModuleFiles bounds the walk: stat'ing a tree this big every run
 	// would cost about what go list does.
 	maxModuleFiles = 20000
+	// modTimeCutoff is how old a file's mtime must be for its stamp to
+	// identify its content (cmd/go/internal/cache uses the same).
+	modTimeCutoff = 2 * time.Second
 )
 
 // moduleTree is the state of the main module's files.
@@ -93,6 +102,7 @@ func readModuleTree(dir string) *moduleTree {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q\ngo.mod %q\ngo.sum %q\n", root, gomod, gosum)
 	files := 0
+	settled := time.Now().Add(-modTimeCutoff)
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -122,6 +132,9 @@ func readModuleTree(dir string) *moduleTree {
 				return errUncacheable // its files are not walked
 			}
 			info = target
+		}
+		if info.ModTime().After(settled) {
+			return errUncacheable // it may change again without changing its stamp
 		}
 		fmt.Fprintf(h, "%q %d %v %d\n", rel, info.Size(), info.Mode(), info.ModTime().UnixNano())
 		return nil

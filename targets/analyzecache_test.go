@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kilnbuild/kiln/internal/cache"
 )
@@ -23,14 +24,20 @@ func stopped() context.Context {
 	return ctx
 }
 
+// writeFiles writes files a minute old: the cache keys only files whose
+// mtime is older than modTimeCutoff.
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
+	old := time.Now().Add(-time.Minute)
 	for name, data := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -152,6 +159,23 @@ func TestAnalyzeCacheStoresNothingItCannotKey(t *testing.T) {
 				t.Errorf("%d entries stored, want none", n)
 			}
 		})
+	}
+}
+
+// A file written just now may be rewritten within the mtime granularity
+// without changing its stamp, so its analysis is not stored.
+func TestAnalyzeCacheWaitsForFreshFilesToSettle(t *testing.T) {
+	dir := t.TempDir()
+	newModule(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := cache.New(t.TempDir(), "test")
+	if got, err := analyze(t, context.Background(), dir, glibcRow, c); err != nil || got != nil {
+		t.Fatalf("%v, %v; want no cgo packages", got, err)
+	}
+	if n := entries(t, c); n != 0 {
+		t.Errorf("%d entries stored for a tree with a file modified just now, want none", n)
 	}
 }
 
