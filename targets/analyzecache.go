@@ -172,9 +172,10 @@ func (m *moduleTree) covers(listed []string) bool {
 }
 
 // analysisKey returns the cache key of the cgo analysis of main in dir, or
-// "" when that analysis must not be cached.
-func analysisKey(c *cache.Cache, tree *moduleTree, dir, main string, tags, env []string) string {
-	if c == nil || tree == nil {
+// "" when that analysis must not be cached. tree is called last, so that
+// the walk of the module is skipped when the cheaper checks already say no.
+func analysisKey(c *cache.Cache, tree func() *moduleTree, dir, main string, tags, env []string) string {
+	if c == nil {
 		return ""
 	}
 	g, ok := readGoConfig(env)
@@ -187,19 +188,23 @@ func analysisKey(c *cache.Cache, tree *moduleTree, dir, main string, tags, env [
 		strings.Contains(g.setting(env, "GOFLAGS"), "-modfile"):
 		return ""
 	}
-	return c.Key("cgo-analysis/1", dir, main, tags, env, []string{"CGO_ENABLED=1", "CGO_ENABLED=0"}, g, tree.digest)
+	t := tree()
+	if t == nil {
+		return ""
+	}
+	return c.Key("cgo-analysis/1", dir, main, tags, env, []string{"CGO_ENABLED=1", "CGO_ENABLED=0"}, g, t.digest)
 }
 
 // cachedAnalysis is analyzeCgo through c; only successful answers that tree
 // covers are stored.
-func cachedAnalysis(ctx context.Context, c *cache.Cache, tree *moduleTree, dir, main string, tags, env []string) ([]CgoPackage, error) {
+func cachedAnalysis(ctx context.Context, c *cache.Cache, tree func() *moduleTree, dir, main string, tags, env []string) ([]CgoPackage, error) {
 	key := analysisKey(c, tree, dir, main, tags, env)
 	var pkgs []CgoPackage
 	if c.Get(analysisKind, key, &pkgs) {
 		return pkgs, nil
 	}
 	pkgs, listed, err := analyzeCgo(ctx, dir, main, tags, env)
-	if err == nil && key != "" && tree.covers(listed) {
+	if err == nil && key != "" && tree().covers(listed) {
 		c.Put(analysisKind, key, pkgs)
 	}
 	return pkgs, err

@@ -200,7 +200,7 @@ func BenchmarkModuleTree(b *testing.B) {
 	c := cache.New(b.TempDir(), "bench")
 	env := Row{Target: &Target{}, Platform: Platform{OS: "linux", Arch: "amd64"}}.BuildEnv(os.Environ())
 	for b.Loop() {
-		tree := readModuleTree(dir)
+		tree := func() *moduleTree { return readModuleTree(dir) }
 		if analysisKey(c, tree, dir, ".", nil, env) == "" {
 			b.Fatal("examples/sqlite is not cacheable")
 		}

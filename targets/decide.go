@@ -96,10 +96,8 @@ func (p *Plan) Analyze(ctx context.Context, host []string, c *cache.Cache) error
 		})
 	}
 	keyOf := func(r *Row) key { return key{strings.Join(r.Target.Tags, "\x00"), strings.Join(listEnv(r), "\x00")} }
-	var tree *moduleTree
-	if c != nil {
-		tree = readModuleTree(p.Dir)
-	}
+	// The walk of the module runs once, and only if some row can be cached.
+	tree := sync.OnceValue(func() *moduleTree { return readModuleTree(p.Dir) })
 	// One analysis per distinct tags × platform, run concurrently.
 	found := map[key][]CgoPackage{}
 	started := map[key]bool{} // only this goroutine touches it
