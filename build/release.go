@@ -162,33 +162,37 @@ func (r *release) run(ctx context.Context) error {
 	// anything is compiled.
 	start := time.Now()
 	rows := slices.Clone(r.plan.Rows) // Analyze writes to the plan's rows meanwhile
-	pre, pctx := errgroup.WithContext(ctx)
-	pre.Go(func() error { return r.plan.Analyze(pctx, r.opts.HostEnv, r.opts.Cache) })
-	pre.Go(func() error { return r.imageSpec(pctx) })
+	// Each stage runs to its end and the first problem in this order is
+	// reported, whichever finished first: the same broken config gives the
+	// same error (and exit code) every time. Contexts: the base images read
+	// lazily through the one they were fetched with, and a signer may keep
+	// its own, so all take the release's.
+	var (
+		errs     [4]error
+		prepared []*Prepared
+		baseTime time.Duration
+		pre      sync.WaitGroup
+	)
+	pre.Go(func() { errs[0] = r.imageSpec(ctx) })
+	pre.Go(func() { errs[1] = r.plan.Analyze(ctx, r.opts.HostEnv, r.opts.Cache) })
+	pre.Go(func() {
+		prepared, errs[2] = preflight(ctx, r.plan, rows, r.registry, r.opts.Cache, &r.files)
+		baseTime = time.Since(start)
+	})
 	// Split jobs (--no-tag) leave signing to --merge. The key is loaded
 	// (and decrypted: scrypt takes a few hundred milliseconds) meanwhile; a
 	// wrong password or a missing key still stops the release before any
-	// build. ctx, not pctx: a signer may keep the context it was made with.
+	// build.
 	if !r.opts.NoTag {
-		pre.Go(func() (err error) {
-			r.signer, err = newSigner(ctx, cfg.Sign, r.registry)
-			return err
-		})
+		pre.Go(func() { r.signer, errs[3] = newSigner(ctx, cfg.Sign, r.registry) })
 	}
-	var prepared []*Prepared
-	var baseTime time.Duration
-	pre.Go(func() (err error) {
-		// ctx, not pctx: the base images read lazily through the context
-		// they were fetched with, and pctx ends with this stage.
-		prepared, err = preflight(ctx, r.plan, rows, r.registry, r.opts.Cache, &r.files)
-		baseTime = time.Since(start)
-		return err
-	})
-	err := pre.Wait()
+	pre.Wait()
 	r.res.Timings.add("plan", time.Since(start))
 	r.res.Timings.add("base", baseTime)
-	if err != nil {
-		return err
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	r.applyBases(prepared)
 	if err := r.buildAll(ctx); err != nil {

@@ -657,3 +657,18 @@ func TestASilentRegistryFailsTheRelease(t *testing.T) {
 		t.Fatalf("want a RegistryError naming the timeout, got %v", err)
 	}
 }
+
+// When several things are wrong before compiling, the release reports the
+// same one every time, whichever check finished first.
+func TestPreCompileProblemsAreReportedInAFixedOrder(t *testing.T) {
+	f := newFixture(t)
+	missing := "sha256:" + strings.Repeat("0", 64)
+	p := f.plan(t, "  static:\n    libc: none\n    base: oci:bases:base@"+missing+"\nsign:\n  key: nope.key\n", targets.Selection{})
+	for range 5 {
+		_, err := Release(t.Context(), p, Options{HostEnv: os.Environ()})
+		var ce *targets.ConfigError
+		if !errors.As(err, &ce) || ce.Key != "targets.static.base" {
+			t.Fatalf("want the base's config error before the key's, got %v", err)
+		}
+	}
+}
