@@ -72,10 +72,14 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 		return err
 	}
 	byKey := map[string]*RowResult{}
-	for _, in := range inputs {
-		byKey[in.Target+" "+in.Platform] = in
-	}
 	var problems []string
+	for _, in := range inputs {
+		key := in.Target + " " + in.Platform
+		if prev, ok := byKey[key]; ok && prev.ImageDigest != in.ImageDigest {
+			problems = append(problems, fmt.Sprintf("%s: two release.json files give different images (%s and %s); pass one job's file per row", key, prev.ImageDigest, in.ImageDigest))
+		}
+		byKey[key] = in
+	}
 	for _, row := range r.plan.Rows {
 		key := row.Target.Name + " " + row.Platform.String()
 		in, ok := byKey[key]
