@@ -420,10 +420,22 @@ type entry struct {
 	mode int64
 	data []byte
 	link string
+	// from gives data when the case runs, for content read from the
+	// corpus's build artifacts or bases (runCase calls it).
+	from func(t *testing.T, c *corpus) []byte
 }
 
 func file(p string, mode int64, data []byte) entry {
 	return entry{path: p, typ: tar.TypeReg, mode: mode, data: data}
+}
+
+func fileFrom(p string, mode int64, from func(t *testing.T, c *corpus) []byte) entry {
+	return entry{path: p, typ: tar.TypeReg, mode: mode, from: from}
+}
+
+// built is an executable file holding the corpus artifact name.
+func built(p, name string) entry {
+	return fileFrom(p, 0o755, func(t *testing.T, c *corpus) []byte { return c.read(t, name) })
 }
 
 func symlink(p, target string) entry {
@@ -485,13 +497,7 @@ func ldconfigLayer(t *testing.T, img v1.Image) []entry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(t.TempDir(), "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := fsys.Materialize(root); err != nil {
-		t.Fatal(err)
-	}
+	root := materialize(t, fsys)
 	cmd := exec.Command(ldconfig, "-X", "-r", root)
 	cmd.Env = []string{"LC_ALL=C"}
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -556,13 +562,7 @@ func newReality(t *testing.T, img v1.Image, fsys *verify.FS) *reality {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(t.TempDir(), "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := fsys.Materialize(root); err != nil {
-		t.Fatalf("materializing the image: %v", err)
-	}
+	root := materialize(t, fsys)
 	if err := os.MkdirAll(filepath.Join(root, "proc"), 0o555); err != nil {
 		t.Fatal(err)
 	}
@@ -578,6 +578,20 @@ func newReality(t *testing.T, img v1.Image, fsys *verify.FS) *reality {
 	}
 	r.uid, r.gid = imageIDs(t, fsys, cf.Config.User)
 	return r
+}
+
+// materialize writes fsys into a new 0755 directory and returns it: a
+// t.TempDir is 0700, which the image's users could not enter as their root.
+func materialize(t *testing.T, fsys *verify.FS) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Materialize(root); err != nil {
+		t.Fatalf("materializing the image: %v", err)
+	}
+	return root
 }
 
 func qemuName(goarch string) string {

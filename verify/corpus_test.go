@@ -28,7 +28,7 @@ type corpusCase struct {
 	app    string // artifact written to /app; "" when extra writes the binary
 	mode   int64  // /app's mode; 0 is 0755
 	entry  string // the entrypoint; "" is /app
-	extra  func(t *testing.T, c *corpus) []entry
+	extra  []entry
 	post   func(t *testing.T, img v1.Image) []entry // a second layer, made from the image so far
 	env    []string                                 // added to the config's Env
 	user   *string                                  // the config's User; nil keeps the base's
@@ -55,6 +55,8 @@ func corpusCases() []corpusCase {
 			t.Errorf("reality: --certs failed in an image kiln says has CA roots: %v", res)
 		}
 	}
+	// The headers of a Go binary without the segments they describe.
+	truncatedApp := fileFrom("app", 0o755, func(t *testing.T, c *corpus) []byte { return c.read(t, "go-static-amd64")[:4096] })
 	return []corpusCase{
 		// 1. static Go on distroless static.
 		{
@@ -116,9 +118,7 @@ func corpusCases() []corpusCase {
 		},
 		{
 			name: "needed-runpath", base: "base", app: "c-kilnx-runpath",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{file("kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so"))}
-			},
+			extra:    []entry{built("kiln-lib/libkilnx.so", "libkilnx.so")},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "link.versions": pass, "run.start": pass},
 			evidence: map[string]string{"link.needed": "/kiln-lib/libkilnx.so (DT_RUNPATH of /app)", "run.start": "kilnx() = 42"},
@@ -134,19 +134,15 @@ func corpusCases() []corpusCase {
 		// 7. symbol versions the image's library does not define.
 		{
 			name: "versions-foo-old", base: "base", app: "c-foo",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{file("lib/x86_64-linux-gnu/libfoo.so.1", 0o755, c.read(t, "libfoo-old"))}
-			},
-			want: map[string]verify.Status{"link.needed": pass, "link.versions": fail, "run.start": fail},
+			extra: []entry{built("lib/x86_64-linux-gnu/libfoo.so.1", "libfoo-old")},
+			want:  map[string]verify.Status{"link.needed": pass, "link.versions": fail, "run.start": fail},
 			evidence: map[string]string{"link.needed": "/lib/x86_64-linux-gnu/libfoo.so.1 (system directory)",
 				"link.versions": "/app needs FOO_2.0 from libfoo.so.1, but /lib/x86_64-linux-gnu/libfoo.so.1 defines up to FOO_1.0"},
 			realStderr: "version `FOO_2.0' not found",
 		},
 		{
 			name: "versions-foo-new", base: "base", app: "c-foo",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{file("lib/x86_64-linux-gnu/libfoo.so.1", 0o755, c.read(t, "libfoo-new"))}
-			},
+			extra:    []entry{built("lib/x86_64-linux-gnu/libfoo.so.1", "libfoo-new")},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "link.versions": pass, "run.start": pass},
 			evidence: map[string]string{"run.start": "foo1() + foo2() = 3"},
@@ -155,10 +151,8 @@ func corpusCases() []corpusCase {
 			// A later layer replaces the base's libc.so.6 with one whose
 			// versions stop at GLIBC_2.31 (Debian 11's).
 			name: "versions-glibc-old", base: "base", app: "c-hello",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{file("lib/x86_64-linux-gnu/libc.so.6", 0o755, c.read(t, "libc-old"))}
-			},
-			want: map[string]verify.Status{"link.needed": pass, "link.versions": fail, "run.start": fail},
+			extra: []entry{built("lib/x86_64-linux-gnu/libc.so.6", "libc-old")},
+			want:  map[string]verify.Status{"link.needed": pass, "link.versions": fail, "run.start": fail},
 			evidence: map[string]string{
 				"link.versions": "/app needs GLIBC_2.34 from libc.so.6, but /lib/x86_64-linux-gnu/libc.so.6 defines up to GLIBC_2.31"},
 			realStderr: "version `GLIBC_2.34' not found",
@@ -175,7 +169,7 @@ func corpusCases() []corpusCase {
 		// 9. the loader deleted by a whiteout.
 		{
 			name: "whiteout-loader", base: "base", app: "go-glibc-amd64",
-			extra: func(*testing.T, *corpus) []entry { return []entry{whiteout(ldLink)} },
+			extra: []entry{whiteout(ldLink)},
 			want:  map[string]verify.Status{"link.interp": fail, "link.needed": fail, "run.start": fail},
 			evidence: map[string]string{"link.interp": "PT_INTERP /lib64/ld-linux-x86-64.so.2 is not in the image",
 				"run.start": "no such file or directory"},
@@ -185,11 +179,11 @@ func corpusCases() []corpusCase {
 			// ".." stops at the image root: this reaches /kiln-ld, which
 			// only the image has (the host has no /kiln-ld).
 			name: "symlink-escape-to-image", base: "base", app: "go-glibc-amd64",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("kiln-ld/ld-linux-x86-64.so.2", 0o755, c.baseFile(t, "base", "amd64", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")),
-					symlink(ldLink, "../../../../../kiln-ld/ld-linux-x86-64.so.2"),
-				}
+			extra: []entry{
+				fileFrom("kiln-ld/ld-linux-x86-64.so.2", 0o755, func(t *testing.T, c *corpus) []byte {
+					return c.baseFile(t, "base", "amd64", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+				}),
+				symlink(ldLink, "../../../../../kiln-ld/ld-linux-x86-64.so.2"),
 			},
 			passed:   true,
 			want:     map[string]verify.Status{"link.interp": pass, "link.needed": pass, "run.start": pass},
@@ -199,44 +193,34 @@ func corpusCases() []corpusCase {
 			// This reaches /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2,
 			// which the host has (merged /usr) and the image does not.
 			name: "symlink-escape-to-host", base: "base", app: "go-glibc-amd64",
-			extra: func(*testing.T, *corpus) []entry {
-				return []entry{symlink(ldLink, "../../../../../usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")}
-			},
+			extra:    []entry{symlink(ldLink, "../../../../../usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")},
 			want:     map[string]verify.Status{"link.interp": fail, "link.needed": fail, "run.start": fail},
 			evidence: map[string]string{"link.interp": "is not in the image"},
 		},
 		{
 			// Inside the root this names itself.
 			name: "symlink-loop", base: "base", app: "go-glibc-amd64",
-			extra: func(*testing.T, *corpus) []entry {
-				return []entry{symlink(ldLink, "../../../../../lib64/ld-linux-x86-64.so.2")}
-			},
+			extra:    []entry{symlink(ldLink, "../../../../../lib64/ld-linux-x86-64.so.2")},
 			want:     map[string]verify.Status{"link.interp": fail, "link.needed": fail, "run.start": fail},
 			evidence: map[string]string{"link.interp": "symlink loop", "run.start": "too many levels of symbolic links"},
 		},
 		{
 			name: "symlink-absolute-to-host", base: "base", app: "go-glibc-amd64",
-			extra: func(*testing.T, *corpus) []entry {
-				return []entry{symlink(ldLink, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")}
-			},
+			extra:    []entry{symlink(ldLink, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")},
 			want:     map[string]verify.Status{"link.interp": fail, "link.needed": fail, "run.start": fail},
 			evidence: map[string]string{"link.interp": "is not in the image", "run.start": "no such file or directory"},
 		},
 		// 11. nsswitch.conf that only libc can follow.
 		{
 			name: "nsswitch-ldap-want-go", base: "base", app: "go-glibc-amd64",
-			extra: func(*testing.T, *corpus) []entry {
-				return []entry{file("etc/nsswitch.conf", 0o644, []byte("hosts: files ldap dns\n"))}
-			},
+			extra:    []entry{file("etc/nsswitch.conf", 0o644, []byte("hosts: files ldap dns\n"))},
 			policy:   func(p *targets.Policy) { p.Resolver = "go" },
 			want:     map[string]verify.Status{"dns.resolver": fail, "run.start": pass, "run.resolver": pass},
 			evidence: map[string]string{"dns.resolver": "verify.resolver is go, but Go will use the cgo resolver", "run.resolver": "cgo resolver, as predicted"},
 		},
 		{
 			name: "nsswitch-ldap-want-cgo", base: "base", app: "go-glibc-amd64",
-			extra: func(*testing.T, *corpus) []entry {
-				return []entry{file("etc/nsswitch.conf", 0o644, []byte("hosts: files ldap dns\n"))}
-			},
+			extra:    []entry{file("etc/nsswitch.conf", 0o644, []byte("hosts: files ldap dns\n"))},
 			policy:   func(p *targets.Policy) { p.Resolver = "cgo" },
 			passed:   true,
 			want:     map[string]verify.Status{"dns.resolver": pass, "run.start": pass, "run.resolver": pass},
@@ -275,7 +259,7 @@ func corpusCases() []corpusCase {
 		// 13. no CA bundle.
 		{
 			name: "no-certs", base: "static", app: "go-static-amd64",
-			extra:    func(*testing.T, *corpus) []entry { return []entry{whiteout("etc/ssl/certs")} },
+			extra:    []entry{whiteout("etc/ssl/certs")},
 			want:     map[string]verify.Status{"files.certs": fail, "run.start": pass},
 			evidence: map[string]string{"files.certs": "no CA bundle is in the image"},
 			realMore: func(t *testing.T, r *reality, _ *corpus) {
@@ -293,14 +277,12 @@ func corpusCases() []corpusCase {
 		},
 		{
 			name: "garbage", base: "static",
-			extra: func(*testing.T, *corpus) []entry { return []entry{file("app", 0o755, garbage(4096))} },
+			extra: []entry{file("app", 0o755, garbage(4096))},
 			want:  map[string]verify.Status{"elf.arch": fail},
 		},
 		{
 			name: "truncated-elf", base: "static",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{file("app", 0o755, c.read(t, "go-static-amd64")[:4096])}
-			},
+			extra: []entry{truncatedApp},
 			// The headers are intact, the segments they describe are not
 			// in the file: the kernel maps it and the process dies.
 			want:     map[string]verify.Status{"elf.arch": fail},
@@ -310,9 +292,7 @@ func corpusCases() []corpusCase {
 			// The same without a run: a malformed ELF must still fail
 			// (SPEC §4), from the headers alone.
 			name: "truncated-elf-norun", base: "static",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{file("app", 0o755, c.read(t, "go-static-amd64")[:4096])}
-			},
+			extra:    []entry{truncatedApp},
 			policy:   func(p *targets.Policy) { p.Run = false },
 			want:     map[string]verify.Status{"elf.arch": fail},
 			evidence: map[string]string{"elf.arch": "malformed ELF"},
@@ -330,11 +310,9 @@ func corpusCases() []corpusCase {
 			// ld.so.conf is only read by ldconfig: a directory listed
 			// there but not in the cache is not searched.
 			name: "ld-so-conf-only", base: "base", app: "c-kilnx",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("usr/local/lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
-					file("etc/ld.so.conf", 0o644, []byte("/lib/x86_64-linux-gnu\n/usr/local/lib\n")),
-				}
+			extra: []entry{
+				built("usr/local/lib/libkilnx.so", "libkilnx.so"),
+				file("etc/ld.so.conf", 0o644, []byte("/lib/x86_64-linux-gnu\n/usr/local/lib\n")),
 			},
 			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
 			evidence:   map[string]string{"link.needed": "libkilnx.so (needed by /app)"},
@@ -343,11 +321,9 @@ func corpusCases() []corpusCase {
 		{
 			// The same after ldconfig -r: the cache has it.
 			name: "ld-so-cache", base: "base", app: "c-kilnx",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("usr/local/lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
-					file("etc/ld.so.conf", 0o644, []byte("/lib/x86_64-linux-gnu\n/usr/local/lib\n")),
-				}
+			extra: []entry{
+				built("usr/local/lib/libkilnx.so", "libkilnx.so"),
+				file("etc/ld.so.conf", 0o644, []byte("/lib/x86_64-linux-gnu\n/usr/local/lib\n")),
 			},
 			post:     ldconfigLayer,
 			passed:   true,
@@ -356,9 +332,7 @@ func corpusCases() []corpusCase {
 		},
 		{
 			name: "ld-library-path", base: "base", app: "c-kilnx",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{file("opt/kiln/lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so"))}
-			},
+			extra:    []entry{built("opt/kiln/lib/libkilnx.so", "libkilnx.so")},
 			env:      []string{"LD_LIBRARY_PATH=/opt/kiln/lib"},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
@@ -369,11 +343,9 @@ func corpusCases() []corpusCase {
 			// libkilnx.so is found through /app's, libkilny.so (needed by
 			// libkilnx.so) is not.
 			name: "runpath-not-transitive", base: "base", app: "c-kilnx-y-runpath",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx-y.so")),
-					file("kiln-lib/libkilny.so", 0o755, c.read(t, "libkilny.so")),
-				}
+			extra: []entry{
+				built("kiln-lib/libkilnx.so", "libkilnx-y.so"),
+				built("kiln-lib/libkilny.so", "libkilny.so"),
 			},
 			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
 			evidence:   map[string]string{"link.needed": "libkilny.so (needed by /kiln-lib/libkilnx.so)"},
@@ -382,11 +354,9 @@ func corpusCases() []corpusCase {
 		{
 			// DT_RPATH of /app applies to what its libraries need too.
 			name: "rpath-transitive", base: "base", app: "c-kilnx-y-rpath",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx-y.so")),
-					file("kiln-lib/libkilny.so", 0o755, c.read(t, "libkilny.so")),
-				}
+			extra: []entry{
+				built("kiln-lib/libkilnx.so", "libkilnx-y.so"),
+				built("kiln-lib/libkilny.so", "libkilny.so"),
 			},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
@@ -396,11 +366,9 @@ func corpusCases() []corpusCase {
 			// musl searches the run path of every object up the chain
 			// that needed a library, each with its own $ORIGIN.
 			name: "musl-runpath-chain", base: "alpine", app: "musl-c-kilnx-y-runpath",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "musl-libkilnx-y.so")),
-					file("kiln-lib/libkilny.so", 0o755, c.read(t, "musl-libkilny.so")),
-				}
+			extra: []entry{
+				built("kiln-lib/libkilnx.so", "musl-libkilnx-y.so"),
+				built("kiln-lib/libkilny.so", "musl-libkilny.so"),
 			},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
@@ -410,12 +378,10 @@ func corpusCases() []corpusCase {
 			// $ORIGIN of a library is the directory the loader found it
 			// in, symlinks not resolved: /kiln-lib here, not /opt/real.
 			name: "origin-of-symlinked-lib", base: "base", app: "c-kilnx-runpath",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("opt/real/libkilnx.so", 0o755, c.read(t, "libkilnx-y-origin.so")),
-					symlink("kiln-lib/libkilnx.so", "/opt/real/libkilnx.so"),
-					file("kiln-lib/deps/libkilny.so", 0o755, c.read(t, "libkilny.so")),
-				}
+			extra: []entry{
+				built("opt/real/libkilnx.so", "libkilnx-y-origin.so"),
+				symlink("kiln-lib/libkilnx.so", "/opt/real/libkilnx.so"),
+				built("kiln-lib/deps/libkilny.so", "libkilny.so"),
 			},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
@@ -425,12 +391,10 @@ func corpusCases() []corpusCase {
 			// The converse: the dependency sits next to the symlink's
 			// target, where the loader does not look.
 			name: "origin-of-symlinked-lib-target", base: "base", app: "c-kilnx-runpath",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("opt/real/libkilnx.so", 0o755, c.read(t, "libkilnx-y-origin.so")),
-					symlink("kiln-lib/libkilnx.so", "/opt/real/libkilnx.so"),
-					file("opt/real/deps/libkilny.so", 0o755, c.read(t, "libkilny.so")),
-				}
+			extra: []entry{
+				built("opt/real/libkilnx.so", "libkilnx-y-origin.so"),
+				symlink("kiln-lib/libkilnx.so", "/opt/real/libkilnx.so"),
+				built("opt/real/deps/libkilny.so", "libkilny.so"),
 			},
 			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
 			realStderr: "libkilny.so: cannot open shared object file",
@@ -439,12 +403,10 @@ func corpusCases() []corpusCase {
 			// The binary's $ORIGIN comes from /proc/self/exe: the
 			// symlink /app resolved.
 			name: "origin-of-symlinked-binary", base: "base",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("opt/kiln/bin/app", 0o755, c.read(t, "c-kilnx-runpath")),
-					symlink("app", "opt/kiln/bin/app"),
-					file("opt/kiln/bin/kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
-				}
+			extra: []entry{
+				built("opt/kiln/bin/app", "c-kilnx-runpath"),
+				symlink("app", "opt/kiln/bin/app"),
+				built("opt/kiln/bin/kiln-lib/libkilnx.so", "libkilnx.so"),
 			},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
@@ -452,12 +414,10 @@ func corpusCases() []corpusCase {
 		},
 		{
 			name: "origin-of-symlinked-binary-link-dir", base: "base",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("opt/kiln/bin/app", 0o755, c.read(t, "c-kilnx-runpath")),
-					symlink("app", "opt/kiln/bin/app"),
-					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
-				}
+			extra: []entry{
+				built("opt/kiln/bin/app", "c-kilnx-runpath"),
+				symlink("app", "opt/kiln/bin/app"),
+				built("kiln-lib/libkilnx.so", "libkilnx.so"),
 			},
 			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
 			realStderr: "libkilnx.so: cannot open shared object file",
@@ -466,11 +426,9 @@ func corpusCases() []corpusCase {
 			// The loader skips a library of another machine and searches
 			// on.
 			name: "needed-wrong-arch-first", base: "base", app: "c-kilnx-runpath",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("kiln-lib/libkilnx.so", 0o755, c.read(t, "arm64-libkilnx.so")),
-					file("lib/x86_64-linux-gnu/libkilnx.so", 0o755, c.read(t, "libkilnx.so")),
-				}
+			extra: []entry{
+				built("kiln-lib/libkilnx.so", "arm64-libkilnx.so"),
+				built("lib/x86_64-linux-gnu/libkilnx.so", "libkilnx.so"),
 			},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
@@ -478,20 +436,16 @@ func corpusCases() []corpusCase {
 		},
 		{
 			name: "musl-default-path", base: "alpine", app: "musl-c-kilnx",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{file("usr/lib/libkilnx.so", 0o755, c.read(t, "musl-libkilnx.so"))}
-			},
+			extra:    []entry{built("usr/lib/libkilnx.so", "musl-libkilnx.so")},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "link.family": pass, "run.start": pass},
 			evidence: map[string]string{"link.needed": "/usr/lib/libkilnx.so (musl default path)"},
 		},
 		{
 			name: "musl-path-file", base: "alpine", app: "musl-c-kilnx",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("opt/kiln/lib/libkilnx.so", 0o755, c.read(t, "musl-libkilnx.so")),
-					file("etc/ld-musl-x86_64.path", 0o644, []byte("/lib\n/opt/kiln/lib\n")),
-				}
+			extra: []entry{
+				built("opt/kiln/lib/libkilnx.so", "musl-libkilnx.so"),
+				file("etc/ld-musl-x86_64.path", 0o644, []byte("/lib\n/opt/kiln/lib\n")),
 			},
 			passed:   true,
 			want:     map[string]verify.Status{"link.needed": pass, "run.start": pass},
@@ -500,11 +454,9 @@ func corpusCases() []corpusCase {
 		{
 			// musl's path file replaces its default path, /usr/lib included.
 			name: "musl-path-file-replaces-defaults", base: "alpine", app: "musl-c-kilnx",
-			extra: func(t *testing.T, c *corpus) []entry {
-				return []entry{
-					file("usr/lib/libkilnx.so", 0o755, c.read(t, "musl-libkilnx.so")),
-					file("etc/ld-musl-x86_64.path", 0o644, []byte("/lib\n/opt/kiln/lib\n")),
-				}
+			extra: []entry{
+				built("usr/lib/libkilnx.so", "musl-libkilnx.so"),
+				file("etc/ld-musl-x86_64.path", 0o644, []byte("/lib\n/opt/kiln/lib\n")),
 			},
 			want:       map[string]verify.Status{"link.needed": fail, "run.start": fail},
 			evidence:   map[string]string{"link.needed": "libkilnx.so (needed by /app)"},
@@ -516,16 +468,14 @@ func corpusCases() []corpusCase {
 // resolverCase is an image whose only question is the resolver: want is
 // the resolver Go picks for real, which dns.resolver must predict.
 func resolverCase(name, base, app, want string, files map[string]string, env []string) corpusCase {
+	var extra []entry
+	for p, content := range files {
+		extra = append(extra, file(p, 0o644, []byte(content)))
+	}
+	slices.SortFunc(extra, func(a, b entry) int { return strings.Compare(a.path, b.path) })
 	return corpusCase{
 		name: name, base: base, app: app, env: env,
-		extra: func(*testing.T, *corpus) []entry {
-			var out []entry
-			for p, content := range files {
-				out = append(out, file(p, 0o644, []byte(content)))
-			}
-			slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.path, b.path) })
-			return out
-		},
+		extra:    extra,
 		passed:   true,
 		want:     map[string]verify.Status{"dns.resolver": verify.Pass, "run.start": verify.Pass, "run.resolver": verify.Pass},
 		evidence: map[string]string{"dns.resolver": want + " resolver:", "run.resolver": want + " resolver, as predicted"},
@@ -559,8 +509,11 @@ func runCase(t *testing.T, c *corpus, tc corpusCase) {
 		}
 		entries = append(entries, file("app", mode, c.read(t, tc.app)))
 	}
-	if tc.extra != nil {
-		entries = append(entries, tc.extra(t, c)...)
+	for _, e := range tc.extra {
+		if e.from != nil {
+			e.data = e.from(t, c)
+		}
+		entries = append(entries, e)
 	}
 	base := c.base(t, tc.base, arch)
 	img, err := mutate.Append(base, mutate.Addendum{Layer: layer(t, entries)})
