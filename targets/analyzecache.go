@@ -195,16 +195,16 @@ func analysisKey(c *cache.Cache, tree func() *moduleTree, dir, main string, tags
 	return c.Key("cgo-analysis/1", dir, main, tags, env, []string{"CGO_ENABLED=1", "CGO_ENABLED=0"}, g, t.digest)
 }
 
-// cachedAnalysis is analyzeCgo through c; only successful answers that tree
-// covers are stored.
+// cachedAnalysis is analyzeCgo through c; only answers from packages that
+// all loaded, and that tree covers, are stored.
 func cachedAnalysis(ctx context.Context, c *cache.Cache, tree func() *moduleTree, dir, main string, tags, env []string) ([]CgoPackage, error) {
 	key := analysisKey(c, tree, dir, main, tags, env)
 	var pkgs []CgoPackage
 	if c.Get(analysisKind, key, &pkgs) {
 		return pkgs, nil
 	}
-	pkgs, listed, err := analyzeCgo(ctx, dir, main, tags, env)
-	if err == nil && key != "" && tree().covers(listed) {
+	pkgs, l, err := analyzeCgo(ctx, dir, main, tags, env)
+	if err == nil && key != "" && !l.failed && tree().covers(l.paths) {
 		c.Put(analysisKind, key, pkgs)
 	}
 	return pkgs, err

@@ -162,6 +162,42 @@ func TestAnalyzeCacheStoresNothingItCannotKey(t *testing.T) {
 	}
 }
 
+// An answer that rests on a package go list could not load (go list -e
+// reports a module that did not download as the package's Error) is not
+// stored; one whose cgo package does not load without cgo is.
+func TestAnalyzeCacheStoresOnlyLoadedAnswers(t *testing.T) {
+	t.Run("cgo package that fails without cgo", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{
+			"go.mod":  "module example.com/a\n\ngo 1.22\n",
+			"main.go": "package main\n\nimport _ \"example.com/a/c\"\n\nfunc main() {}\n",
+			"c/c.go":  "package c\n\nimport \"C\"\n",
+		})
+		c := cache.New(t.TempDir(), "test")
+		if got, err := analyze(t, context.Background(), dir, glibcRow, c); err != nil || !slices.Equal(got, []string{"example.com/a/c"}) {
+			t.Fatalf("%v, %v; want example.com/a/c", got, err)
+		}
+		if n := entries(t, c); n != 1 {
+			t.Errorf("%d entries stored, want 1", n)
+		}
+	})
+	t.Run("module that did not download", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{
+			"go.mod":  "module example.com/a\n\ngo 1.22\n\nrequire example.com/missing v1.0.0\n",
+			"main.go": "package main\n\nimport _ \"example.com/missing\"\n\nfunc main() {}\n",
+		})
+		c := cache.New(t.TempDir(), "test")
+		offline := "  glibc: {libc: glibc, base: 'oci:b@" + digest + "', platforms: [linux/amd64], env: [GOPROXY=off, GOFLAGS=-mod=mod, GOMODCACHE=" + t.TempDir() + "]}\n"
+		if _, err := analyze(t, context.Background(), dir, offline, c); err != nil {
+			t.Fatal(err)
+		}
+		if n := entries(t, c); n != 0 {
+			t.Errorf("%d entries stored for an analysis that could not load example.com/missing, want none", n)
+		}
+	})
+}
+
 // A file written just now may be rewritten within the mtime granularity
 // without changing its stamp, so its analysis is not stored.
 func TestAnalyzeCacheWaitsForFreshFilesToSettle(t *testing.T) {

@@ -55,10 +55,19 @@ func AnalyzeCgo(ctx context.Context, dir, main string, tags []string, env []stri
 	return pkgs, err
 }
 
-// analyzeCgo is AnalyzeCgo that also returns the import paths of every
-// non-standard package either listing named, so that the cache can tell
-// whether the answer came only from files its key covers.
-func analyzeCgo(ctx context.Context, dir, main string, tags []string, env []string) ([]CgoPackage, []string, error) {
+// listing says what an analysis was made from, so that the cache can tell
+// whether the answer came only from what its key covers.
+type listing struct {
+	paths []string // every non-standard package either go list named
+	// failed: a package did not load for a reason other than cgo being off
+	// (a module that did not download, a missing go.sum line). go list -e
+	// reports that as the package's Error, not as a failure, and the answer
+	// may change with nothing in the key changing.
+	failed bool
+}
+
+// analyzeCgo is AnalyzeCgo that also says what the answer came from.
+func analyzeCgo(ctx context.Context, dir, main string, tags []string, env []string) ([]CgoPackage, listing, error) {
 	var with, without map[string]listedPackage
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
@@ -70,18 +79,22 @@ func analyzeCgo(ctx context.Context, dir, main string, tags []string, env []stri
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return nil, nil, err
+		return nil, listing{}, err
 	}
-	var listed []string
+	var l listing
 	for path, p := range with {
 		if !p.Standard {
-			listed = append(listed, path)
+			l.paths = append(l.paths, path)
 		}
+		l.failed = l.failed || p.Error != nil
 	}
 	for path, p := range without {
 		if _, ok := with[path]; !ok && !p.Standard {
-			listed = append(listed, path)
+			l.paths = append(l.paths, path)
 		}
+		// Without cgo, a package with cgo files may not load: that is the
+		// answer, not a failure.
+		l.failed = l.failed || p.Error != nil && len(with[path].CgoFiles) == 0
 	}
 	var out []CgoPackage
 	for _, p := range with {
@@ -101,7 +114,7 @@ func analyzeCgo(ctx context.Context, dir, main string, tags []string, env []stri
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ImportPath < out[j].ImportPath })
-	return out, listed, nil
+	return out, l, nil
 }
 
 func goList(ctx context.Context, dir, main string, tags []string, env []string) (map[string]listedPackage, error) {
