@@ -27,7 +27,7 @@ import (
 func oldGlibc(t *testing.T) []byte {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc is not installed (Debian package gcc)")
+		missingTool(t, "gcc is not installed (Debian package gcc)")
 	}
 	dir := t.TempDir()
 	versions := []string{"GLIBC_2.2.5", "GLIBC_2.17", "GLIBC_2.28", "GLIBC_2.31"}
