@@ -4,7 +4,9 @@
 package layoutdir
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -14,10 +16,8 @@ import (
 // directory that is not an OCI image layout (a mistyped output path must not
 // delete someone's files).
 func Replace(dir string, write func(tmp string) error) error {
-	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
-			return fmt.Errorf("%s exists and is not an OCI image layout; refusing to replace it", dir)
-		}
+	if err := checkReplaceable(dir); err != nil {
+		return err
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -49,6 +49,27 @@ func Replace(dir string, write func(tmp string) error) error {
 	}
 	if old != "" {
 		return os.RemoveAll(old)
+	}
+	return nil
+}
+
+// checkReplaceable refuses destinations whose replacement could hurt: the
+// current or root directory, a file, and a directory with other content.
+func checkReplaceable(dir string) error {
+	if d := filepath.Clean(dir); d == "." || d == string(filepath.Separator) || filepath.Base(d) == ".." {
+		return fmt.Errorf("refusing to replace %q with an OCI layout: name a dedicated directory", dir)
+	}
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("refusing to replace %s with an OCI layout: %w", dir, err)
+	case len(ents) == 0:
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+		return fmt.Errorf("%s exists and is not an OCI image layout; refusing to replace it", dir)
 	}
 	return nil
 }
