@@ -36,7 +36,6 @@
 package testbase
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -49,6 +48,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/internal/layoutdir"
 )
 
 // RefNameAnnotation is the index.json annotation that names an entry.
@@ -70,10 +71,19 @@ func Write(dir string) (map[string]v1.Hash, error) {
 }
 
 func (h host) write(dir string) (map[string]v1.Hash, error) {
-	dir = filepath.Clean(dir)
-	if err := checkReplaceable(dir); err != nil {
+	var digests map[string]v1.Hash
+	err := layoutdir.Replace(dir, func(tmp string) (err error) {
+		digests, err = h.writeLayout(tmp)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
+	return digests, nil
+}
+
+// writeLayout writes the stand-ins into the empty directory tmp.
+func (h host) writeLayout(tmp string) (map[string]v1.Hash, error) {
 	standIns, err := h.standIns()
 	if err != nil {
 		return nil, err
@@ -84,20 +94,6 @@ func (h host) write(dir string) (map[string]v1.Hash, error) {
 			return nil, err
 		}
 	}
-
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", parent, err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
-	if err != nil {
-		return nil, fmt.Errorf("creating a temporary layout: %w", err)
-	}
-	defer func() {
-		if tmp != "" {
-			os.RemoveAll(tmp)
-		}
-	}()
 	p, err := layout.Write(tmp, empty.Index)
 	if err != nil {
 		return nil, fmt.Errorf("writing the OCI layout: %w", err)
@@ -114,13 +110,6 @@ func (h host) write(dir string) (map[string]v1.Hash, error) {
 	if err := normalizeModes(tmp); err != nil {
 		return nil, fmt.Errorf("setting the layout's file modes: %w", err)
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("removing the old layout: %w", err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, fmt.Errorf("moving the new layout into place: %w", err)
-	}
-	tmp = ""
 	return digests, nil
 }
 
@@ -137,27 +126,6 @@ func normalizeModes(root string) error {
 		}
 		return os.Chmod(p, mode)
 	})
-}
-
-// checkReplaceable refuses destinations whose removal could hurt: the
-// current or root directory, and existing non-layout content.
-func checkReplaceable(dir string) error {
-	if dir == "." || dir == string(filepath.Separator) || filepath.Base(dir) == ".." {
-		return fmt.Errorf("refusing to replace %q with an OCI layout: name a dedicated directory", dir)
-	}
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("checking the layout directory: %w", err)
-	case len(entries) == 0:
-		return nil
-	}
-	if slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == "oci-layout" }) {
-		return nil
-	}
-	return fmt.Errorf("refusing to replace %s: it is not empty and not an OCI image layout", dir)
 }
 
 // index builds the multi-platform index of s.
