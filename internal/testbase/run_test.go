@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,39 +44,22 @@ func requireTool(t *testing.T, name, pkg string) string {
 	return p
 }
 
-// unpack extracts img's layer below a new directory, with owners when
+// unpack extracts img's only layer below a new directory, with owners when
 // running as root.
 func unpack(t *testing.T, img v1.Image) string {
 	t.Helper()
 	root := t.TempDir()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(root, filepath.FromSlash(hdr.Name))
+	order, entries := layerEntries(t, img)
+	for _, p := range order {
+		hdr, data := entries[p].hdr, entries[p].data
+		dst := filepath.Join(root, filepath.FromSlash(p))
+		var err error
 		mode := os.FileMode(hdr.Mode & 0o777)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			err = os.Mkdir(dst, 0o755)
 		case tar.TypeReg:
-			var b []byte
-			if b, err = io.ReadAll(tr); err == nil {
-				err = os.WriteFile(dst, b, mode)
-			}
+			err = os.WriteFile(dst, data, mode)
 		case tar.TypeSymlink:
 			err = os.Symlink(hdr.Linkname, dst)
 		}

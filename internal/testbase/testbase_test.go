@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -36,7 +37,6 @@ func writeLayout(t *testing.T) (string, map[string]v1.Hash) {
 	return dir, digests
 }
 
-// entryIndex returns the index named name in the layout at dir.
 // topIndex reads the layout's index.json.
 func topIndex(t *testing.T, dir string) (v1.ImageIndex, *v1.IndexManifest) {
 	t.Helper()
@@ -55,20 +55,30 @@ func topIndex(t *testing.T, dir string) (v1.ImageIndex, *v1.IndexManifest) {
 	return top, im
 }
 
+// findManifest returns the digest of the first descriptor of im that match
+// accepts, and fails the test with the message missing when none does.
+func findManifest(t *testing.T, im *v1.IndexManifest, match func(v1.Descriptor) bool, missing string) v1.Hash {
+	t.Helper()
+	for _, d := range im.Manifests {
+		if match(d) {
+			return d.Digest
+		}
+	}
+	t.Fatal(missing)
+	return v1.Hash{}
+}
+
+// entryIndex returns the index named name in the layout at dir.
 func entryIndex(t *testing.T, dir, name string) v1.ImageIndex {
 	t.Helper()
 	top, im := topIndex(t, dir)
-	for _, d := range im.Manifests {
-		if d.Annotations[RefNameAnnotation] == name {
-			idx, err := top.ImageIndex(d.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return idx
-		}
+	d := findManifest(t, im, func(d v1.Descriptor) bool { return d.Annotations[RefNameAnnotation] == name },
+		fmt.Sprintf("no entry %q in %s", name, dir))
+	idx, err := top.ImageIndex(d)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no entry %q in %s", name, dir)
-	return nil
+	return idx
 }
 
 // platformImage returns the linux/arch image of the entry name.
@@ -79,17 +89,14 @@ func platformImage(t *testing.T, dir, name, arch string) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range im.Manifests {
-		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == arch {
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return img
-		}
+	d := findManifest(t, im, func(d v1.Descriptor) bool {
+		return d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == arch
+	}, fmt.Sprintf("%s has no linux/%s image", name, arch))
+	img, err := idx.Image(d)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("%s has no linux/%s image", name, arch)
-	return nil
+	return img
 }
 
 type tarEntry struct {
@@ -419,24 +426,13 @@ func TestFailedWriteKeepsOldLayout(t *testing.T) {
 	if !errors.As(err, &missing) || missing.Package != "libc6-arm64-cross" {
 		t.Fatalf("got %v, want a missing file of libc6-arm64-cross", err)
 	}
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatalf("old layout is gone: %v", err)
-	}
-	top, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, im := topIndex(t, dir) // fails when the old layout is gone
 	for _, d := range im.Manifests {
 		if name := d.Annotations[RefNameAnnotation]; d.Digest != digests[name] {
 			t.Errorf("%s changed to %s after a failed Write", name, d.Digest)
 		}
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".bases.tmp-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".kiln-layout-*"))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary layouts left behind: %q", leftovers)
 	}
