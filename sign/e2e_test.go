@@ -294,14 +294,25 @@ func TestRegistrySignVerify(t *testing.T) {
 	if err := s.SignRemote(ctx, img); err != nil {
 		t.Fatalf("second SignRemote: %v", err)
 	}
-	sigTag := img.Context().Tag(strings.Replace(img.DigestStr(), ":", "-", 1) + ".sig")
-	sigImg, err := remote.Image(sigTag)
+	if n := layersAt(t, img, ".sig"); n != 1 {
+		t.Errorf("%d signature layers after signing twice, want 1", n)
+	}
+}
+
+// layersAt counts the layers of ref's cosign signature (".sig") or
+// attestation (".att") image: one per signature or attestation.
+func layersAt(t *testing.T, ref name.Digest, suffix string) int {
+	t.Helper()
+	tag := ref.Context().Tag(strings.Replace(ref.DigestStr(), ":", "-", 1) + suffix)
+	img, err := remote.Image(tag)
 	if err != nil {
-		t.Fatalf("reading %s: %v", sigTag, err)
+		t.Fatalf("reading %s: %v", tag, err)
 	}
-	if m, _ := sigImg.Manifest(); len(m.Layers) != 1 {
-		t.Errorf("%s has %d signature layers after signing twice, want 1", sigTag, len(m.Layers))
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatalf("reading %s: %v", tag, err)
 	}
+	return len(m.Layers)
 }
 
 func TestRegistryEnvKey(t *testing.T) {
@@ -461,13 +472,8 @@ func TestRegistryAttest(t *testing.T) {
 	h, _ := v1.NewHash(ref.DigestStr())
 	checkAttestations(t, f, ref.String(), h)
 
-	attTag := ref.Context().Tag(strings.Replace(ref.DigestStr(), ":", "-", 1) + ".att")
-	attImg, err := remote.Image(attTag)
-	if err != nil {
-		t.Fatalf("reading %s: %v", attTag, err)
-	}
-	if m, _ := attImg.Manifest(); len(m.Layers) != 2 {
-		t.Errorf("%s has %d layers, want 2 (SBOM, verification report)", attTag, len(m.Layers))
+	if n := layersAt(t, ref, ".att"); n != 2 {
+		t.Errorf("%d attestation layers, want 2 (SBOM, verification report)", n)
 	}
 
 	// An attestation is not a signature: the image itself is unsigned.
@@ -475,6 +481,36 @@ func TestRegistryAttest(t *testing.T) {
 
 	if err := s.AttestRemote(ctx, ref, "not a type", report); err == nil || !strings.Contains(err.Error(), "predicate type") {
 		t.Errorf("AttestRemote with a bad predicate type: %v", err)
+	}
+}
+
+// A release signs its subjects concurrently, and two targets can build the
+// same image: attestations for one digest from one Signer must all be kept,
+// though each is a read, extend and rewrite of the same .att tag.
+func TestRegistryConcurrentAttestations(t *testing.T) {
+	f := getFixture(t)
+	s := f.signer(t, sign.Options{})
+	ref := f.push(t, "kiln/concurrent", randomImage(t))
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := sign.VerificationPredicate{Target: fmt.Sprintf("t%d", i), Platform: "linux/amd64", Libc: "none", Passed: true}.JSON()
+			if err == nil {
+				err = s.AttestRemote(context.Background(), ref, sign.VerificationPredicateType, p)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := layersAt(t, ref, ".att"); got != n {
+		t.Errorf("%d attestations after %d concurrent AttestRemote calls, want %d", got, n, n)
 	}
 }
 

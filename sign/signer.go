@@ -108,6 +108,7 @@ type Signer struct {
 	signerPEM []byte          // the signer as Rekor records it: the certificate, or the public key
 
 	remoteOpts []remote.Option
+	tagLocks   sync.Map   // see lockTag
 	layoutMu   sync.Mutex // serialises index.json rewrites
 }
 
