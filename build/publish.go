@@ -24,6 +24,7 @@ type artifact struct {
 	image  v1.Image
 	index  v1.ImageIndex
 	tags   []string // full tags, e.g. latest-static and latest
+	rows   []*rowState
 
 	// perPlatform names each platform image of an index (static-linux-amd64),
 	// so tools that cannot pick a platform from an index (umoci) can use it.

@@ -284,10 +284,8 @@ func (r *release) tag(ctx context.Context, repo name.Repository, arts []*artifac
 	}
 	for _, a := range arts {
 		r.progress("tag", nil, "%s: %s", a.target, strings.Join(a.tags, ", "))
-		for _, rs := range r.rows {
-			if rs.row.Target.Name == a.target {
-				rs.res.Tags = a.tags
-			}
+		for _, rs := range a.rows {
+			rs.res.Tags = a.tags
 		}
 	}
 	r.res.Timings.add("tag", time.Since(start))
@@ -503,7 +501,7 @@ func (r *release) artifacts(bases map[string]*Base) ([]*artifact, error) {
 				rows = append(rows, rs)
 			}
 		}
-		a := &artifact{target: t.Name}
+		a := &artifact{target: t.Name, rows: rows}
 		for _, tg := range r.plan.Config.Image.Tags {
 			a.tags = append(a.tags, tg+"-"+t.Name)
 		}
@@ -552,10 +550,7 @@ func (r *release) recordPublished(arts []*artifact, repo name.Repository, d time
 	r.res.Timings.add("publish", d)
 	for _, a := range arts {
 		dg, _ := a.digest()
-		for _, rs := range r.rows {
-			if rs.row.Target.Name != a.target {
-				continue
-			}
+		for _, rs := range a.rows {
 			rs.res.Status = StatusOK
 			rs.res.Timings.add("publish", d)
 			if r.opts.Push {

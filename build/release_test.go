@@ -33,6 +33,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	kilncache "github.com/kilnbuild/kiln/internal/cache"
+	"github.com/kilnbuild/kiln/sign"
 	"github.com/kilnbuild/kiln/targets"
 )
 
@@ -670,5 +671,25 @@ func TestPreCompileProblemsAreReportedInAFixedOrder(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Key != "targets.static.base" {
 			t.Fatalf("want the base's config error before the key's, got %v", err)
 		}
+	}
+}
+
+// An attestation sign.attest asks for and that cannot be made fails the
+// signing stage before anything is signed, instead of being left out.
+func TestAMissingSBOMStopsSigning(t *testing.T) {
+	f := newFixture(t)
+	p := f.plan(t, "  static:\n    libc: none\n    base: scratch\n", targets.Selection{Platforms: []string{"linux/amd64"}})
+	p.Config.Sign.Attest = []string{"sbom", "verification"}
+	r := newRelease(p, Options{})
+	rs := &rowState{row: p.Rows[0], res: &RowResult{}} // as a merge of a release.json without build_info
+	_, err := r.attestations([]*artifact{{target: "static", rows: []*rowState{rs}}})
+	var se *sign.Error
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "build info is not known") {
+		t.Fatalf("want a sign.Error about the missing build info, got %v", err)
+	}
+	p.Config.Sign.Attest = []string{"verification"}
+	atts, err := r.attestations([]*artifact{{target: "static", rows: []*rowState{rs}}})
+	if err != nil || len(atts[rs]) != 1 {
+		t.Fatalf("verification only: %v, %d attestations", err, len(atts[rs]))
 	}
 }

@@ -36,6 +36,10 @@ func newSigner(ctx context.Context, cfg targets.SignConfig, registry []remote.Op
 // signatures and attestations accumulate under one tag each.
 func (r *release) signPushed(ctx context.Context, repo name.Repository, arts []*artifact) error {
 	start := time.Now()
+	atts, err := r.attestations(arts)
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for _, a := range arts {
@@ -46,13 +50,13 @@ func (r *release) signPushed(ctx context.Context, repo name.Repository, arts []*
 		if a.index != nil {
 			g.Go(func() error { return r.signer.SignRemote(gctx, repo.Digest(d.String())) })
 		}
-		for _, rs := range r.rowsOf(a.target) {
+		for _, rs := range a.rows {
 			g.Go(func() error {
 				ref := repo.Digest(rs.res.ImageDigest)
 				if err := r.signer.SignRemote(gctx, ref); err != nil {
 					return err
 				}
-				for _, att := range r.attestations(rs) {
+				for _, att := range atts[rs] {
 					if err := r.signer.AttestRemote(gctx, ref, att.predicateType, att.predicate); err != nil {
 						return err
 					}
@@ -79,6 +83,10 @@ func (r *release) signPushed(ctx context.Context, repo name.Repository, arts []*
 // platform image's attestations to it.
 func (r *release) signLayouts(ctx context.Context, arts []*artifact) error {
 	start := time.Now()
+	atts, err := r.attestations(arts)
+	if err != nil {
+		return err
+	}
 	for _, a := range arts {
 		dir := filepath.Join(r.plan.Output, "signed", a.target)
 		d, err := sign.WriteSignedLayout(dir, a.taggable())
@@ -88,8 +96,8 @@ func (r *release) signLayouts(ctx context.Context, arts []*artifact) error {
 		if err := r.signer.SignLayout(ctx, dir, d); err != nil {
 			return err
 		}
-		for _, rs := range r.rowsOf(a.target) {
-			for _, att := range r.attestations(rs) {
+		for _, rs := range a.rows {
+			for _, att := range atts[rs] {
 				if err := r.signer.AttestLayout(ctx, dir, d, att.predicateType, att.predicate); err != nil {
 					return err
 				}
@@ -107,41 +115,41 @@ type attestation struct {
 	predicate     []byte
 }
 
-// attestations are what sign.attest asks for, for one row: the SPDX SBOM
-// of its binary and base, and its verification report.
-func (r *release) attestations(rs *rowState) []attestation {
+// attestations are what sign.attest asks for, for every row: the SPDX SBOM
+// of its binary and base, and its verification report. They are all made
+// before anything is signed, so one that cannot be made leaves no row
+// signed without it.
+func (r *release) attestations(arts []*artifact) (map[*rowState][]attestation, error) {
 	cfg := r.plan.Config.Sign
-	var out []attestation
-	if cfg.Attests("sbom") && rs.buildInfo != nil {
-		base := sign.BaseRef{Name: rs.row.Target.Base.Name(), Digest: rs.res.Base.Digest}
-		if sbom, err := sign.SBOM(r.plan.Config.App.Name, rs.buildInfo, base, r.spec.Created); err == nil {
-			out = append(out, attestation{sign.SBOMPredicateType, sbom})
-		}
-	}
-	if cfg.Attests("verification") {
-		p := sign.VerificationPredicate{KilnVersion: r.opts.UserAgent, Target: rs.row.Target.Name, Platform: rs.row.Platform.String(),
-			Libc: string(rs.row.Target.Libc), Passed: true}
-		for _, c := range rs.res.Checks {
-			p.Checks = append(p.Checks, sign.Check{ID: c.ID, Status: string(c.Status), Evidence: c.Evidence})
-			if c.Status == "fail" {
-				p.Passed = false
+	out := map[*rowState][]attestation{}
+	for _, a := range arts {
+		for _, rs := range a.rows {
+			if cfg.Attests("sbom") {
+				if rs.buildInfo == nil {
+					return nil, &sign.Error{Op: "making the SBOM of " + rs.row.ID(), Err: fmt.Errorf("the binary's build info is not known (a release.json from a kiln older than its merge?); run the split job again, or drop sbom from sign.attest")}
+				}
+				base := sign.BaseRef{Name: rs.row.Target.Base.Name(), Digest: rs.res.Base.Digest}
+				sbom, err := sign.SBOM(r.plan.Config.App.Name, rs.buildInfo, base, r.spec.Created)
+				if err != nil {
+					return nil, &sign.Error{Op: "making the SBOM of " + rs.row.ID(), Err: err}
+				}
+				out[rs] = append(out[rs], attestation{sign.SBOMPredicateType, sbom})
+			}
+			if cfg.Attests("verification") {
+				p := sign.VerificationPredicate{KilnVersion: r.opts.UserAgent, Target: rs.row.Target.Name, Platform: rs.row.Platform.String(),
+					Libc: string(rs.row.Target.Libc), Passed: failedCheck(rs.res.Checks) == ""}
+				for _, c := range rs.res.Checks {
+					p.Checks = append(p.Checks, sign.Check{ID: c.ID, Status: string(c.Status), Evidence: c.Evidence})
+				}
+				data, err := p.JSON()
+				if err != nil {
+					return nil, &sign.Error{Op: "making the verification attestation of " + rs.row.ID(), Err: err}
+				}
+				out[rs] = append(out[rs], attestation{sign.VerificationPredicateType, data})
 			}
 		}
-		if data, err := p.JSON(); err == nil {
-			out = append(out, attestation{sign.VerificationPredicateType, data})
-		}
 	}
-	return out
-}
-
-func (r *release) rowsOf(target string) []*rowState {
-	var out []*rowState
-	for _, rs := range r.rows {
-		if rs.row.Target.Name == target {
-			out = append(out, rs)
-		}
-	}
-	return out
+	return out, nil
 }
 
 // SignImage signs one image or index already in a registry, by digest
