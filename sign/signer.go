@@ -260,8 +260,6 @@ func (s *Signer) ociOpts(ctx context.Context) []ociremote.Option {
 	return []ociremote.Option{ociremote.WithRemoteOptions(ro...)}
 }
 
-// signPayload signs a simple-signing payload the way cosign sign does: the
-// signature goes, base64-encoded, into the layer's annotation.
 // signDigest signs cosign's simple-signing payload for ref: what both the
 // registry and the layout signatures carry.
 func (s *Signer) signDigest(ctx context.Context, ref name.Digest) (oci.Signature, error) {
@@ -272,6 +270,8 @@ func (s *Signer) signDigest(ctx context.Context, ref name.Digest) (oci.Signature
 	return s.signPayload(ctx, payload)
 }
 
+// signPayload signs a simple-signing payload the way cosign sign does: the
+// signature goes, base64-encoded, into the layer's annotation.
 func (s *Signer) signPayload(ctx context.Context, payload []byte) (oci.Signature, error) {
 	raw, err := s.sv.SignMessage(bytes.NewReader(payload), sigopts.WithContext(ctx))
 	if err != nil {
