@@ -60,7 +60,7 @@ func (s *subject) checkInterp(rep *Report) *loaded {
 		rep.add("link.interp", Fail, "PT_INTERP %s is a %s in the image, not a file", s.elf.Interp, e.Type)
 		return nil
 	}
-	data, err := s.fsys.ReadFile(real)
+	data, err := s.fsys.readShared(real)
 	if err != nil {
 		rep.add("link.interp", Fail, "PT_INTERP %s → %s cannot be read: %v", s.elf.Interp, real, err)
 		return nil
@@ -262,7 +262,7 @@ func (s *subject) checkCerts(rep *Report) {
 		dirs = splitPath(d)
 	}
 	for _, f := range files {
-		if data, err := s.fsys.ReadFile(f); err == nil && bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
+		if data, err := s.fsys.readShared(f); err == nil && bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
 			rep.add("files.certs", Pass, "%s: %s has %d certificates", why, f, bytes.Count(data, []byte("-----BEGIN CERTIFICATE-----")))
 			return
 		}
@@ -279,7 +279,7 @@ func (s *subject) checkCerts(rep *Report) {
 	if len(want) > 0 {
 		_ = s.fsys.Walk(func(e *Entry) error {
 			if d, ok := want[path.Dir(e.Path)]; ok && e.Type != TypeDir {
-				if data, err := s.fsys.ReadFile(e.Path); err == nil && bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
+				if data, err := s.fsys.readShared(e.Path); err == nil && bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
 					found = d
 					return fs.SkipAll
 				}
@@ -324,12 +324,12 @@ func (s *subject) checkTzdata(rep *Report) {
 	}
 	for _, d := range dirs {
 		for _, probe := range []string{"UTC", "Etc/UTC", "America/New_York"} {
-			if data, err := s.fsys.ReadFile(path.Join(d, probe)); err == nil && bytes.HasPrefix(data, []byte("TZif")) {
+			if data, err := s.fsys.readShared(path.Join(d, probe)); err == nil && bytes.HasPrefix(data, []byte("TZif")) {
 				rep.add("files.tzdata", Pass, "%s; zoneinfo is at %s", why, d)
 				return
 			}
 		}
-		if data, err := s.fsys.ReadFile(d); err == nil && bytes.HasPrefix(data, []byte("PK")) {
+		if data, err := s.fsys.readShared(d); err == nil && bytes.HasPrefix(data, []byte("PK")) {
 			rep.add("files.tzdata", Pass, "%s; ZONEINFO points at the zip %s", why, d)
 			return
 		}
@@ -350,7 +350,7 @@ func (s *subject) checkUser(rep *Report) {
 		rep.add("user.nonroot", fail, "the image runs as root (user %q)", user)
 		return
 	}
-	passwd, err := s.fsys.ReadFile("/etc/passwd")
+	passwd, err := s.fsys.readShared("/etc/passwd")
 	if err != nil {
 		rep.add("user.nonroot", fail, "user %q is not root, but the image has no /etc/passwd to define it", user)
 		return

@@ -607,6 +607,17 @@ func (f *FS) resolve(p string) (*node, error) {
 
 // ReadFile resolves p and returns a copy of the regular file there.
 func (f *FS) ReadFile(p string) ([]byte, error) {
+	data, err := f.readShared(p)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{}, data...), nil
+}
+
+// readShared is ReadFile without the copy: the image's own bytes, which
+// the caller must not change. The checks only read, and the files they
+// read (the binary, its loader, every candidate library) can be large.
+func (f *FS) readShared(p string) ([]byte, error) {
 	n, err := f.resolve(p)
 	if err != nil {
 		return nil, err
@@ -620,7 +631,7 @@ func (f *FS) ReadFile(p string) ([]byte, error) {
 	if n.content == nil {
 		return []byte{}, nil
 	}
-	return append([]byte(nil), n.content.data...), nil
+	return n.content.data, nil
 }
 
 // Walk calls fn for every entry, the root "/" first, parents before their

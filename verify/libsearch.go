@@ -47,11 +47,11 @@ func newSearcher(fsys *FS, family, arch, loaderPath string, env []string) *searc
 	switch family {
 	case "musl":
 		s.defaults = []string{"/lib", "/usr/local/lib", "/usr/lib"}
-		if data, err := fsys.ReadFile("/etc/ld-musl-" + muslArch(arch) + ".path"); err == nil {
+		if data, err := fsys.readShared("/etc/ld-musl-" + muslArch(arch) + ".path"); err == nil {
 			s.defaults = splitPath(strings.ReplaceAll(string(data), "\n", ":"))
 		}
 	default:
-		if data, err := fsys.ReadFile("/etc/ld.so.cache"); err == nil {
+		if data, err := fsys.readShared("/etc/ld.so.cache"); err == nil {
 			s.cache, _ = parseLdCache(data) // an unusable cache is skipped, as the loader does
 		}
 		s.defaults = glibcSystemDirs(fsys, loaderPath)
@@ -65,7 +65,7 @@ func newSearcher(fsys *FS, family, arch, loaderPath string, env []string) *searc
 // /lib/ /usr/lib/). When the run cannot be found it falls back to the
 // directories every glibc searches.
 func glibcSystemDirs(fsys *FS, loaderPath string) []string {
-	if data, err := fsys.ReadFile(loaderPath); err == nil {
+	if data, err := fsys.readShared(loaderPath); err == nil {
 		for _, run := range bytes.Split(data, []byte{0, 0}) {
 			parts := bytes.Split(bytes.TrimLeft(run, "\x00"), []byte{0})
 			if len(parts) < 2 {
@@ -264,7 +264,7 @@ func (s *searcher) open(p, how string) *loaded {
 	if err != nil || e.Type != TypeFile {
 		return nil
 	}
-	data, err := s.fsys.ReadFile(real)
+	data, err := s.fsys.readShared(real)
 	if err != nil {
 		return nil
 	}

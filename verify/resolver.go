@@ -62,7 +62,7 @@ func PredictResolver(g *GoInfo, env []string, fsys *FS) Prediction {
 
 	// resolv.conf: unreadable (other than missing) or an unknown option
 	// sends the lookup to libc.
-	if data, err := fsys.ReadFile("/etc/resolv.conf"); err == nil {
+	if data, err := fsys.readShared("/etc/resolv.conf"); err == nil {
 		if opt := unknownResolvOption(string(data)); opt != "" {
 			return Prediction{ResolverCgo, "/etc/resolv.conf has " + opt + ", which the Go resolver does not know"}
 		}
@@ -70,7 +70,7 @@ func PredictResolver(g *GoInfo, env []string, fsys *FS) Prediction {
 		return Prediction{ResolverCgo, "/etc/resolv.conf cannot be read: " + err.Error()}
 	}
 
-	data, err := fsys.ReadFile("/etc/nsswitch.conf")
+	data, err := fsys.readShared("/etc/nsswitch.conf")
 	if errors.Is(err, fs.ErrNotExist) {
 		return Prediction{ResolverGo, "no /etc/nsswitch.conf: Go resolves files then DNS itself"}
 	}

@@ -293,7 +293,7 @@ func (s *subject) imageUser() (int, int, error) {
 
 // lookupDB finds a name or id in a passwd-style file.
 func lookupDB(fsys *FS, file, key string) ([]string, bool) {
-	data, err := fsys.ReadFile(file)
+	data, err := fsys.readShared(file)
 	if err != nil {
 		return nil, false
 	}
@@ -390,7 +390,7 @@ func (r *Runner) prepare(s *subject, qemu string) (string, func(), error) {
 func resolvConf(fsys *FS) string {
 	var b strings.Builder
 	b.WriteString("nameserver 127.0.0.1\n")
-	if data, err := fsys.ReadFile("/etc/resolv.conf"); err == nil {
+	if data, err := fsys.readShared("/etc/resolv.conf"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if f := strings.Fields(line); len(f) > 0 && f[0] != "nameserver" {
 				b.WriteString(line + "\n")

@@ -138,7 +138,7 @@ func (s *subject) readBinary(rep *Report) bool {
 		return false
 	}
 	s.binary = real
-	if s.raw, err = s.fsys.ReadFile(real); err != nil {
+	if s.raw, err = s.fsys.readShared(real); err != nil {
 		rep.add("elf.arch", Fail, "reading %s: %v", real, err)
 		return false
 	}
