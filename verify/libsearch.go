@@ -66,26 +66,42 @@ func newSearcher(fsys *FS, family, arch, loaderPath string, env []string) *searc
 // directories every glibc searches.
 func glibcSystemDirs(fsys *FS, loaderPath string) []string {
 	if data, err := fsys.readShared(loaderPath); err == nil {
-		for _, run := range bytes.Split(data, []byte{0, 0}) {
-			parts := bytes.Split(bytes.TrimLeft(run, "\x00"), []byte{0})
-			if len(parts) < 2 {
-				continue
-			}
-			var dirs []string
-			ok := true
-			for _, p := range parts {
-				if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' || !bytes.Contains(p, []byte("lib")) || bytes.ContainsAny(p, " :$") {
-					ok = false
-					break
-				}
-				dirs = append(dirs, strings.TrimSuffix(string(p), "/"))
-			}
-			if ok {
+		// The loader is the image's and may be anything up to
+		// MaxFileSize: scan it in place, never split all of it at once.
+		for rest := data; len(rest) > 0; {
+			var run []byte
+			run, rest, _ = bytes.Cut(rest, []byte{0, 0})
+			if dirs := systemDirRun(bytes.TrimLeft(run, "\x00")); dirs != nil {
 				return dirs
 			}
 		}
 	}
 	return []string{"/lib", "/usr/lib"}
+}
+
+// maxSystemDirs bounds a run of directory names; glibc compiles in four.
+const maxSystemDirs = 64
+
+// systemDirRun returns the directories of run, NUL-separated names that
+// each look like a library directory, or nil if it is not such a run of
+// two or more.
+func systemDirRun(run []byte) []string {
+	var dirs []string
+	for {
+		p, next, more := bytes.Cut(run, []byte{0})
+		if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' || !bytes.Contains(p, []byte("lib")) || bytes.ContainsAny(p, " :$") || len(dirs) == maxSystemDirs {
+			return nil
+		}
+		dirs = append(dirs, strings.TrimSuffix(string(p), "/"))
+		if !more {
+			break
+		}
+		run = next
+	}
+	if len(dirs) < 2 {
+		return nil
+	}
+	return dirs
 }
 
 func splitPath(p string) []string {
