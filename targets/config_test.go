@@ -363,3 +363,40 @@ func TestBuildEnvKeepsTheUsersGoCaches(t *testing.T) {
 		t.Errorf("build go env = %q, want the host's %q", got, want)
 	}
 }
+
+// FuzzDecodeAndPlan feeds arbitrary YAML through Decode and NewPlan: bad
+// config must come back as a *ConfigError, never a panic.
+func FuzzDecodeAndPlan(f *testing.F) {
+	f.Add(goodConfig)
+	f.Add(strings.Replace(goodConfig, "    tags: [timetzdata]\n", "    libc: musl\n    link: static\n    cc: ' '\n", 1))
+	f.Add("version: 1\napp: {name: a, main: .}\ntargets:\n  g: {libc: glibc, base: 'oci:b@" + digest + "', builder: container, builder_image: 'golang@" + digest + "', verify: {run_timeout: x}}\n")
+	f.Add("version: 1\napp: {name: a, main: .}\nverify: {require: [certs], expect_exit: 300}\nsign: {key: k, keyless: true}\ntargets: {s: {libc: none, base: scratch}}\n")
+	dir := f.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/a\n"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	look := func(name string) (string, error) { return "/usr/bin/" + name, nil }
+	f.Fuzz(func(t *testing.T, src string) {
+		settings := map[string]any{}
+		if yaml.Unmarshal([]byte(src), &settings) != nil {
+			return
+		}
+		if settings == nil { // a document that is only a tag or null
+			settings = map[string]any{}
+		}
+		for k, v := range Defaults() {
+			setPath(settings, k, v, false)
+		}
+		cfg, err := Decode(filepath.Join(dir, "kiln.yaml"), []byte(src), settings)
+		var ce *ConfigError
+		if err != nil {
+			if !errors.As(err, &ce) {
+				t.Fatalf("Decode: %v (%T) is not a *ConfigError", err, err)
+			}
+			return
+		}
+		if _, err := NewPlan(cfg, Selection{HostArch: "amd64", Look: look}); err != nil && !errors.As(err, &ce) {
+			t.Fatalf("NewPlan: %v (%T) is not a *ConfigError", err, err)
+		}
+	})
+}
