@@ -350,24 +350,17 @@ func (s *subject) checkUser(rep *Report) {
 		rep.add("user.nonroot", fail, "the image runs as root (user %q)", user)
 		return
 	}
-	passwd, err := s.fsys.readShared("/etc/passwd")
-	if err != nil {
-		rep.add("user.nonroot", fail, "user %q is not root, but the image has no /etc/passwd to define it", user)
-		return
-	}
-	for _, line := range strings.Split(string(passwd), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) < 4 {
-			continue
-		}
-		if f[0] == name || f[2] == name {
-			if f[2] == "0" {
-				rep.add("user.nonroot", fail, "user %q is uid 0 in /etc/passwd", user)
-				return
-			}
-			rep.add("user.nonroot", Pass, "user %q is %s (uid %s) in /etc/passwd", user, f[0], f[2])
+	if f, ok := lookupDB(s.fsys, "/etc/passwd", name); ok {
+		if f[2] == "0" {
+			rep.add("user.nonroot", fail, "user %q is uid 0 in /etc/passwd", user)
 			return
 		}
+		rep.add("user.nonroot", Pass, "user %q is %s (uid %s) in /etc/passwd", user, f[0], f[2])
+		return
+	}
+	if _, err := s.fsys.readShared("/etc/passwd"); err != nil {
+		rep.add("user.nonroot", fail, "user %q is not root, but the image has no /etc/passwd to define it", user)
+		return
 	}
 	if _, err := strconv.Atoi(name); err == nil {
 		rep.add("user.nonroot", fail, "uid %s is not root, but /etc/passwd has no entry for it", name)
