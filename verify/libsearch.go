@@ -106,7 +106,7 @@ func systemDirRun(run []byte) []string {
 
 func splitPath(p string) []string {
 	var out []string
-	for _, d := range strings.Split(p, ":") {
+	for d := range strings.SplitSeq(p, ":") {
 		if d = strings.TrimSpace(d); d != "" {
 			out = append(out, d)
 		}

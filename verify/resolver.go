@@ -146,7 +146,7 @@ func netdnsMode(defaults, env string) string {
 // unknownResolvOption returns the first resolv.conf line or option that
 // net/dnsconfig_unix.go does not recognise.
 func unknownResolvOption(conf string) string {
-	for _, line := range strings.Split(conf, "\n") {
+	for line := range strings.SplitSeq(conf, "\n") {
 		if i := strings.IndexAny(line, "#;"); i >= 0 {
 			line = line[:i]
 		}
@@ -185,7 +185,7 @@ type nssSource struct {
 // source, and lines for the same database appended.
 func parseNSS(conf string) (map[string][]nssSource, error) {
 	out := map[string][]nssSource{}
-	for _, line := range strings.Split(conf, "\n") {
+	for line := range strings.SplitSeq(conf, "\n") {
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}

@@ -291,14 +291,17 @@ func (s *subject) imageUser() (int, int, error) {
 	return uid, gid, nil
 }
 
-// lookupDB finds a name or id in a passwd-style file.
+// lookupDB finds a name or id in a passwd-style file and returns the
+// fields of its line: name, password, id, then (in passwd) the group id
+// and the rest unsplit. The file is the image's: it is read a line at a
+// time, never split whole.
 func lookupDB(fsys *FS, file, key string) ([]string, bool) {
 	data, err := fsys.readShared(file)
 	if err != nil {
 		return nil, false
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Split(line, ":")
+	for line := range strings.SplitSeq(string(data), "\n") {
+		f := strings.SplitN(line, ":", 5)
 		if len(f) >= 4 && (f[0] == key || f[2] == key) {
 			return f, true
 		}
@@ -391,7 +394,7 @@ func resolvConf(fsys *FS) string {
 	var b strings.Builder
 	b.WriteString("nameserver 127.0.0.1\n")
 	if data, err := fsys.readShared("/etc/resolv.conf"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
+		for line := range strings.SplitSeq(string(data), "\n") {
 			if f := strings.Fields(line); len(f) > 0 && f[0] != "nameserver" {
 				b.WriteString(line + "\n")
 			}
