@@ -61,6 +61,32 @@ func TestSelectToolchain(t *testing.T) {
 	}
 }
 
+// NewPlan looks each compiler up once, however many rows need it: finding
+// zig can cost an npm start-up.
+func TestPlanLooksToolsUpOnce(t *testing.T) {
+	dir, _ := filepath.Abs("testdata/cgofix")
+	calls := map[string]int{}
+	look := func(name string) (string, error) {
+		calls[name]++
+		return "/usr/bin/" + name, nil
+	}
+	p, err := planFor(t, dir, "./required", "  a: {libc: musl, link: static, base: scratch}\n  b: {libc: musl, link: static, base: scratch, tags: [x]}\n", Selection{Look: look})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Rows) != 4 {
+		t.Fatalf("%d rows, want 4", len(p.Rows))
+	}
+	for name, n := range calls {
+		if n != 1 {
+			t.Errorf("%s looked up %d times, want once", name, n)
+		}
+	}
+	if calls["musl-gcc"] == 0 || calls["zig"] == 0 {
+		t.Errorf("lookups %v, want musl-gcc and zig", calls)
+	}
+}
+
 // planFor decodes a config whose targets section is given and plans it
 // against a module directory.
 func planFor(t *testing.T, dir, main, targetsYAML string, sel Selection) (*Plan, error) {

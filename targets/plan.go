@@ -86,6 +86,7 @@ func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
 	if look == nil {
 		look = LookTool
 	}
+	look = lookOnce(look)
 	for _, n := range cfg.TargetNames() {
 		if len(sel.Targets) > 0 && !slices.Contains(sel.Targets, n) {
 			continue
@@ -152,6 +153,24 @@ func absJoin(base, p string) string {
 		return abs
 	}
 	return filepath.Clean(p)
+}
+
+// lookOnce asks look about each tool once: rows of several targets need
+// the same compiler, and LookTool may start npm to find zig.
+func lookOnce(look func(string) (string, error)) func(string) (string, error) {
+	type answer struct {
+		path string
+		err  error
+	}
+	seen := map[string]answer{}
+	return func(name string) (string, error) {
+		a, ok := seen[name]
+		if !ok {
+			a.path, a.err = look(name)
+			seen[name] = a
+		}
+		return a.path, a.err
+	}
 }
 
 func concat(a, b []string) []string {
