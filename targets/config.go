@@ -9,6 +9,7 @@ package targets
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -100,14 +101,7 @@ type SignConfig struct {
 func (s SignConfig) Enabled() bool { return s.Key != "" || s.Keyless }
 
 // Attests reports whether the attestation kind is wanted.
-func (s SignConfig) Attests(kind string) bool {
-	for _, a := range s.Attest {
-		if a == kind {
-			return true
-		}
-	}
-	return false
-}
+func (s SignConfig) Attests(kind string) bool { return slices.Contains(s.Attest, kind) }
 
 // VerifyConfig is a verify block. Unset fields are nil, so that a target's
 // block overrides only the keys it names (Policy merges them).
