@@ -4,7 +4,9 @@
 // the rows kiln builds.
 //
 // It decides; it does not do. Nothing here runs a compiler, touches a
-// registry or writes files: build/ does that from a Plan.
+// registry or writes outputs: build/ does that from a Plan. The commands it
+// runs are `go list` (Analyze, whose answer it keeps in kiln's cache) and,
+// to find zig, `npm root -g`.
 package targets
 
 import (
