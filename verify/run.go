@@ -376,12 +376,13 @@ func (r *Runner) prepare(s *subject, qemu string) (string, func(), error) {
 	}
 	if os.Geteuid() == 0 {
 		// Owners as in the image, shifted into the namespace's host range,
-		// so the image user owns what the image says it owns.
+		// so the image user owns what the image says it owns; through rt,
+		// like every other change to the copy.
 		_ = s.fsys.Walk(func(e *Entry) error {
 			if e.Path == "/" {
 				return nil
 			}
-			_ = os.Lchown(filepath.Join(root, e.Path), hostIDBase+min(max(e.UID, 0), 65535), hostIDBase+min(max(e.GID, 0), 65535))
+			_ = rt.Lchown(e.Path[1:], hostIDBase+min(max(e.UID, 0), 65535), hostIDBase+min(max(e.GID, 0), 65535))
 			return nil
 		})
 	}
