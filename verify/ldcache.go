@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ldCache is a parsed /etc/ld.so.cache: for each library name, the paths
@@ -67,21 +68,24 @@ func parseLdCache(data []byte) (*ldCache, error) {
 	if nlibs > maxLdCacheLibs || uint64(headerSize)+uint64(nlibs)*24 > uint64(len(d)) {
 		return nil, fmt.Errorf("ld.so.cache: %d entries do not fit in the file", nlibs)
 	}
+	// Names are substrings of one copy of the file: entries may all
+	// point at one long string, which must not be copied for each.
+	ds := string(d)
 	str := func(off uint32) (string, bool) {
 		// Offsets are relative to the new-format header.
-		if uint64(off) >= uint64(len(d)) {
+		if uint64(off) >= uint64(len(ds)) {
 			return "", false
 		}
 		// Bounded scan: every entry may point at one long string.
-		rest := d[off:]
+		rest := ds[off:]
 		if len(rest) > maxLdCacheName {
 			rest = rest[:maxLdCacheName]
 		}
-		end := bytes.IndexByte(rest, 0)
+		end := strings.IndexByte(rest, 0)
 		if end < 0 {
 			return "", false
 		}
-		return string(d[off : int(off)+end]), true
+		return rest[:end], true
 	}
 	c := &ldCache{entries: map[string][]ldCacheEntry{}}
 	for i := uint32(0); i < nlibs; i++ {

@@ -99,3 +99,35 @@ func TestParseLdCacheLongStrings(t *testing.T) {
 		t.Errorf("want the first entry's 4 MiB name refused, got %v", err)
 	}
 }
+
+// Every entry pointing at one long name (within the bound) must not copy
+// it per entry: 60000 entries and a 4000-byte name made 460 MiB out of a
+// 1.5 MB file. The names share one copy of the file, so the allocations
+// do not grow with the entries.
+func TestParseLdCacheSharedName(t *testing.T) {
+	const n = 60000
+	d := make([]byte, 48+n*24+4001)
+	copy(d, ldCacheNewMagic)
+	d[20], d[21] = byte(n&0xff), byte(n>>8)
+	for i := 0; i < n; i++ {
+		e := d[48+i*24:]
+		e[4], e[5], e[6] = byte((48+n*24)&0xff), byte((48+n*24)>>8&0xff), byte((48+n*24)>>16)
+		copy(e[8:12], e[4:8])
+	}
+	for i := 48 + n*24; i < len(d)-1; i++ {
+		d[i] = 'x'
+	}
+	var c *ldCache
+	allocs := testing.AllocsPerRun(1, func() {
+		var err error
+		if c, err = parseLdCache(d); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(c.entries) != 1 || len(c.entries[strings.Repeat("x", 4000)]) != n {
+		t.Fatalf("want %d entries under one 4000-byte name, got %d names", n, len(c.entries))
+	}
+	if allocs > n/100 {
+		t.Errorf("parseLdCache made %.0f allocations for %d entries naming one string", allocs, n)
+	}
+}
