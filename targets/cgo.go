@@ -45,16 +45,6 @@ type listedPackage struct {
 	Error      *struct{ Err string }
 }
 
-// AnalyzeCgo lists the packages the main package depends on, once with
-// CGO_ENABLED=1 and once with 0, and returns those outside the standard
-// library that have cgo files, saying for each whether it builds without cgo
-// and what it loses. env is the build environment of the row (GOOS, GOARCH,
-// caches); tags are its build tags.
-func AnalyzeCgo(ctx context.Context, dir, main string, tags []string, env []string) ([]CgoPackage, error) {
-	pkgs, _, err := analyzeCgo(ctx, dir, main, tags, env)
-	return pkgs, err
-}
-
 // listing says what an analysis was made from, so that the cache can tell
 // whether the answer came only from what its key covers.
 type listing struct {
@@ -66,7 +56,11 @@ type listing struct {
 	failed bool
 }
 
-// analyzeCgo is AnalyzeCgo that also says what the answer came from.
+// analyzeCgo lists the packages the main package depends on, once with
+// CGO_ENABLED=1 and once with 0, and returns those outside the standard
+// library that have cgo files, saying for each whether it builds without cgo
+// and what it loses, and what the answer came from. env is the build
+// environment of the row (GOOS, GOARCH, caches); tags are its build tags.
 func analyzeCgo(ctx context.Context, dir, main string, tags []string, env []string) ([]CgoPackage, listing, error) {
 	var with, without map[string]listedPackage
 	g, gctx := errgroup.WithContext(ctx)
