@@ -2,7 +2,9 @@ package verify
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"iter"
 	"path"
 	"strings"
 )
@@ -37,6 +39,7 @@ type searcher struct {
 	cache    *ldCache // nil when the image has no usable /etc/ld.so.cache
 	defaults []string
 	envPath  []string
+	tries    int // paths opened so far, against maxSearchPaths
 }
 
 func newSearcher(fsys *FS, family, arch, loaderPath string, env []string) *searcher {
@@ -168,9 +171,9 @@ func (s *searcher) resolve(binPath string, bin *ELF, interp *loaded) *linkGraph 
 				g.byName[name] = interp
 				continue
 			}
-			found, searched := s.find(name, obj, parents)
+			found, why := s.find(name, obj, parents)
 			if found == nil {
-				g.missing = append(g.missing, fmt.Sprintf("%s (needed by %s): searched %s", name, obj.path, strings.Join(searched, ", ")))
+				g.missing = append(g.missing, fmt.Sprintf("%s (needed by %s): %s", name, obj.path, why))
 				g.byName[name] = nil
 				continue
 			}
@@ -186,90 +189,110 @@ func (s *searcher) resolve(binPath string, bin *ELF, interp *loaded) *linkGraph 
 	return g
 }
 
+// maxSearchPaths bounds the paths one image's library search tries in
+// all. Run paths and DT_NEEDED come from the image's objects: a binary
+// with a DT_RUNPATH of thousands of directories and hundreds of
+// DT_NEEDED would otherwise make the search, and the list of places the
+// report names, as long as their product.
+const maxSearchPaths = 100_000
+
+// maxSearchedShown bounds the places one missing library's finding
+// lists.
+const maxSearchedShown = 32
+
+// candidate is one place the loader looks for a library: the path to
+// open, what found it (link.needed names it), and a note when the list of
+// places searched should name it otherwise. A candidate without a path
+// only notes a step the search could not take.
+type candidate struct {
+	path, how, note string
+}
+
 // find looks for a library the way the image's loader would for a request
-// from obj. It returns the object and the places searched.
-func (s *searcher) find(name string, obj *loaded, parents map[*loaded]*loaded) (*loaded, []string) {
+// from obj. It returns the object, or nil and why not: the places
+// searched, or that the search gave up.
+func (s *searcher) find(name string, obj *loaded, parents map[*loaded]*loaded) (*loaded, string) {
 	var searched []string
-	try := func(dir, how string) *loaded {
-		p := path.Join(dir, name)
-		searched = append(searched, p)
-		return s.open(p, how)
-	}
-	if strings.Contains(name, "/") {
-		return try("/", "path in DT_NEEDED"), searched
-	}
-	// Each object's run paths expand $ORIGIN with that object's own origin.
-	expand := func(owner *loaded, dirs []string) []string {
-		out := make([]string, 0, len(dirs))
-		for _, d := range dirs {
-			d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", owner.origin), "$ORIGIN", owner.origin)
-			out = append(out, d)
+	for c := range s.candidates(name, obj, parents) {
+		if len(searched) < maxSearchedShown {
+			searched = append(searched, cmp.Or(c.note, c.path))
+		} else if len(searched) == maxSearchedShown {
+			searched = append(searched, "…")
 		}
-		return out
+		if c.path == "" {
+			continue
+		}
+		if s.tries++; s.tries > maxSearchPaths {
+			return nil, fmt.Sprintf("gave up: the search has tried %d paths", maxSearchPaths)
+		}
+		if l := s.open(c.path, c.how); l != nil {
+			return l, ""
+		}
 	}
-	if s.family == "musl" {
-		// musl: LD_LIBRARY_PATH, then the rpath of the requester and of
-		// each object up the chain that needed it, then its path file.
-		for _, d := range s.envPath {
-			if l := try(d, "LD_LIBRARY_PATH"); l != nil {
-				return l, searched
+	return nil, "searched " + strings.Join(searched, ", ")
+}
+
+// candidates yields, in order, the places the image's loader looks for
+// name when obj needs it.
+func (s *searcher) candidates(name string, obj *loaded, parents map[*loaded]*loaded) iter.Seq[candidate] {
+	return func(yield func(candidate) bool) {
+		in := func(dirs []string, how string, owner *loaded) bool {
+			for _, d := range dirs {
+				if owner != nil {
+					// Each object's run paths expand $ORIGIN with that
+					// object's own origin.
+					d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", owner.origin), "$ORIGIN", owner.origin)
+				}
+				if !yield(candidate{path: path.Join(d, name), how: how}) {
+					return false
+				}
 			}
+			return true
 		}
-		for p := obj; p != nil; p = parents[p] {
-			for _, d := range expand(p, append(append([]string{}, p.elf.RunPath...), p.elf.RPath...)) {
-				if l := try(d, "rpath of "+p.path); l != nil {
-					return l, searched
+		if strings.Contains(name, "/") {
+			in([]string{"/"}, "path in DT_NEEDED", nil)
+			return
+		}
+		if s.family == "musl" {
+			// musl: LD_LIBRARY_PATH, then the rpath of the requester and of
+			// each object up the chain that needed it, then its path file.
+			if !in(s.envPath, "LD_LIBRARY_PATH", nil) {
+				return
+			}
+			for p := obj; p != nil; p = parents[p] {
+				if !in(p.elf.RunPath, "rpath of "+p.path, p) || !in(p.elf.RPath, "rpath of "+p.path, p) {
+					return
+				}
+			}
+			in(s.defaults, "musl default path", nil)
+			return
+		}
+		// glibc (ld.so(8)): DT_RPATH of the requester and its loaders when it
+		// has no DT_RUNPATH, LD_LIBRARY_PATH, DT_RUNPATH of the requester,
+		// /etc/ld.so.cache, then the loader's system directories.
+		if len(obj.elf.RunPath) == 0 {
+			for p := obj; p != nil; p = parents[p] {
+				if len(p.elf.RunPath) == 0 && !in(p.elf.RPath, "DT_RPATH of "+p.path, p) {
+					return
 				}
 			}
 		}
-		for _, d := range s.defaults {
-			if l := try(d, "musl default path"); l != nil {
-				return l, searched
-			}
+		if !in(s.envPath, "LD_LIBRARY_PATH", nil) || !in(obj.elf.RunPath, "DT_RUNPATH of "+obj.path, obj) {
+			return
 		}
-		return nil, searched
-	}
-	// glibc (ld.so(8)): DT_RPATH of the requester and its loaders when it
-	// has no DT_RUNPATH, LD_LIBRARY_PATH, DT_RUNPATH of the requester,
-	// /etc/ld.so.cache, then the loader's system directories.
-	if len(obj.elf.RunPath) == 0 {
-		for p := obj; p != nil; p = parents[p] {
-			if len(p.elf.RunPath) > 0 {
-				continue
+		if s.cache == nil {
+			if !yield(candidate{note: "no usable /etc/ld.so.cache"}) {
+				return
 			}
-			for _, d := range expand(p, p.elf.RPath) {
-				if l := try(d, "DT_RPATH of "+p.path); l != nil {
-					return l, searched
+		} else {
+			for _, p := range s.cache.lookup(name, s.arch) {
+				if !yield(candidate{path: p, how: "ld.so.cache", note: p + " (ld.so.cache)"}) {
+					return
 				}
 			}
 		}
+		in(s.defaults, "system directory", nil)
 	}
-	for _, d := range s.envPath {
-		if l := try(d, "LD_LIBRARY_PATH"); l != nil {
-			return l, searched
-		}
-	}
-	for _, d := range expand(obj, obj.elf.RunPath) {
-		if l := try(d, "DT_RUNPATH of "+obj.path); l != nil {
-			return l, searched
-		}
-	}
-	if s.cache != nil {
-		for _, p := range s.cache.lookup(name, s.arch) {
-			searched = append(searched, p+" (ld.so.cache)")
-			if l := s.open(p, "ld.so.cache"); l != nil {
-				return l, searched
-			}
-		}
-	} else {
-		searched = append(searched, "no usable /etc/ld.so.cache")
-	}
-	for _, d := range s.defaults {
-		if l := try(d, "system directory"); l != nil {
-			return l, searched
-		}
-	}
-	return nil, searched
 }
 
 // open returns the object at p if it exists in the image and is an ELF

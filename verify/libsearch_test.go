@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -28,5 +29,38 @@ func TestGlibcSystemDirs(t *testing.T) {
 	}
 	if got := glibcSystemDirs(mustFlatten(t, Limits{}), "/lib/ld.so"); !slices.Equal(got, fallback) {
 		t.Errorf("no loader: glibcSystemDirs = %q, want %q", got, fallback)
+	}
+}
+
+// A binary with a huge DT_RUNPATH and many DT_NEEDED must not make the
+// search as long as their product, nor its finding list every path.
+func TestSearchIsBounded(t *testing.T) {
+	bin := &ELF{Arch: "amd64", Interp: "/lib/ld.so"}
+	for i := range 50_000 {
+		bin.RunPath = append(bin.RunPath, fmt.Sprintf("/d%d", i))
+	}
+	for i := range 100 {
+		bin.Needed = append(bin.Needed, fmt.Sprintf("lib%d.so", i))
+	}
+	s := newSearcher(mustFlatten(t, Limits{}), "glibc", "amd64", "/lib/ld.so", nil)
+	g := s.resolve("/app", bin, nil)
+	if len(g.missing) != len(bin.Needed) {
+		t.Fatalf("%d missing, want %d", len(g.missing), len(bin.Needed))
+	}
+	if s.tries > maxSearchPaths+len(bin.Needed) {
+		t.Errorf("the search tried %d paths, more than %d", s.tries, maxSearchPaths)
+	}
+	if !strings.Contains(g.missing[0], "searched /d0/lib0.so, /d1/lib0.so,") || !strings.HasSuffix(g.missing[0], ", …") {
+		t.Errorf("first finding = %.200q…, want the first places searched and an ellipsis", g.missing[0])
+	}
+	if last := g.missing[len(g.missing)-1]; !strings.Contains(last, "gave up") {
+		t.Errorf("last finding = %.200q, want the search given up", last)
+	}
+	size := 0
+	for _, m := range g.missing {
+		size += len(m)
+	}
+	if size > 1<<20 {
+		t.Errorf("the findings list %d bytes of places searched", size)
 	}
 }
