@@ -405,10 +405,10 @@ func (o *object) versionNeeds(addr uint64) (map[string][]string, error) {
 		if records++; records > maxVersionRecords {
 			return nil, fmt.Errorf("malformed ELF: more than %d version records", maxVersionRecords)
 		}
-		if off > uint64(len(b)) || uint64(len(b))-off < 16 {
-			return nil, fmt.Errorf("malformed ELF: verneed record at +0x%x is outside its segment", off)
+		r, err := record(b, off, 16, "verneed")
+		if err != nil {
+			return nil, err
 		}
-		r := b[off:]
 		if v := o.order.Uint16(r); v != 1 {
 			return nil, fmt.Errorf("malformed ELF: verneed record version %d, want 1", v)
 		}
@@ -422,10 +422,10 @@ func (o *object) versionNeeds(addr uint64) (map[string][]string, error) {
 			if records++; records > maxVersionRecords {
 				return nil, fmt.Errorf("malformed ELF: more than %d version records", maxVersionRecords)
 			}
-			if aux > uint64(len(b)) || uint64(len(b))-aux < 16 {
-				return nil, fmt.Errorf("malformed ELF: vernaux record at +0x%x is outside its segment", aux)
+			a, err := record(b, aux, 16, "vernaux")
+			if err != nil {
+				return nil, err
 			}
-			a := b[aux:]
 			name, err := o.str(uint64(o.order.Uint32(a[8:])), "vernaux")
 			if err != nil {
 				return nil, err
@@ -468,20 +468,21 @@ func (o *object) versionDefs(addr uint64) ([]string, error) {
 		if records++; records > maxVersionRecords {
 			return nil, fmt.Errorf("malformed ELF: more than %d version records", maxVersionRecords)
 		}
-		if off > uint64(len(b)) || uint64(len(b))-off < 20 {
-			return nil, fmt.Errorf("malformed ELF: verdef record at +0x%x is outside its segment", off)
+		r, err := record(b, off, 20, "verdef")
+		if err != nil {
+			return nil, err
 		}
-		r := b[off:]
 		if v := o.order.Uint16(r); v != 1 {
 			return nil, fmt.Errorf("malformed ELF: verdef record version %d, want 1", v)
 		}
 		flags, cnt := o.order.Uint16(r[2:]), o.order.Uint16(r[6:])
 		if flags&verFlagBase == 0 && cnt > 0 {
 			aux := off + uint64(o.order.Uint32(r[12:]))
-			if aux > uint64(len(b)) || uint64(len(b))-aux < 8 {
-				return nil, fmt.Errorf("malformed ELF: verdaux record at +0x%x is outside its segment", aux)
+			a, err := record(b, aux, 8, "verdaux")
+			if err != nil {
+				return nil, err
 			}
-			name, err := o.str(uint64(o.order.Uint32(b[aux:])), "verdaux")
+			name, err := o.str(uint64(o.order.Uint32(a)), "verdaux")
 			if err != nil {
 				return nil, err
 			}
@@ -494,6 +495,15 @@ func (o *object) versionDefs(addr uint64) ([]string, error) {
 		off += uint64(next)
 	}
 	return sortedKeys(set), nil
+}
+
+// record returns seg from off, where a version record of size bytes
+// must lie whole.
+func record(seg []byte, off, size uint64, what string) ([]byte, error) {
+	if off > uint64(len(seg)) || uint64(len(seg))-off < size {
+		return nil, fmt.Errorf("malformed ELF: %s record at +0x%x is outside its segment", what, off)
+	}
+	return seg[off:], nil
 }
 
 func sortedKeys(set map[string]bool) []string {
