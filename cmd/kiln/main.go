@@ -29,9 +29,14 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	root := newRoot()
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
+	}
+	if cmd.CalledAs() == "" {
+		// cobra found no command to run: an unknown command. (Flag errors
+		// are usageErrors already, through root's FlagErrorFunc.)
+		err = usageError{err}
 	}
 	fmt.Fprintln(os.Stderr, "kiln: "+strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	return exitCode(err)
@@ -64,8 +69,6 @@ func exitCode(err error) int {
 		return exitRegistry
 	case errors.As(err, &fe), errors.As(err, &ve):
 		return exitVerify
-	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"):
-		return exitUsage
 	}
 	return exitVerify
 }
