@@ -16,12 +16,7 @@ func newSign() *cobra.Command {
 		Short: "Sign one image or index in a registry by digest (a tag is refused: signing a tag is a race)",
 		Long: "The key is a cosign key file (password from COSIGN_PASSWORD), env://VAR or a KMS URI.\n" +
 			"Check it with: cosign verify --key cosign.pub --insecure-ignore-tlog=true IMAGE@DIGEST",
-		Args: func(cmd *cobra.Command, a []string) error {
-			if len(a) != 1 {
-				return usageError{fmt.Errorf("kiln sign takes one IMAGE@DIGEST, got %d arguments", len(a))}
-			}
-			return nil
-		},
+		Args: oneArg("IMAGE@DIGEST"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if cfg.Key == "" && !cfg.Keyless {
 				return usageError{fmt.Errorf("kiln sign needs --key KEY (a cosign key file, env://VAR or a KMS URI) or --keyless")}

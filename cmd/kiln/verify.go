@@ -33,12 +33,7 @@ func newVerify() *cobra.Command {
 		Short: "Check that an image's binary starts and resolves names inside the image (any image, built by kiln or not)",
 		Long: "IMAGE is a registry reference or oci:<layout>[:<name>][@sha256:…]. The binary is the image's entrypoint\n" +
 			"(or --binary); the libc it needs is read from it. Exit 0 when every check passed, 1 when one failed.",
-		Args: func(cmd *cobra.Command, a []string) error {
-			if len(a) != 1 {
-				return usageError{fmt.Errorf("kiln verify takes one IMAGE, got %d arguments", len(a))}
-			}
-			return nil
-		},
+		Args: oneArg("IMAGE"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			for _, p := range platforms {
 				pl, err := targets.ParsePlatform(p)
