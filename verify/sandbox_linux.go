@@ -144,6 +144,11 @@ func runSandbox(ctx context.Context, cfg sandboxConfig) (*sandboxResult, error) 
 
 // sandboxMain is the sandbox init. It returns its exit code.
 func sandboxMain() int {
+	// The pipes to kiln arrive without close-on-exec; the image's binary,
+	// which this process starts, must not inherit them (it could write
+	// its own report).
+	syscall.CloseOnExec(3)
+	syscall.CloseOnExec(4)
 	cfgFile, resFile := os.NewFile(3, "config"), os.NewFile(4, "result")
 	var cfg sandboxConfig
 	res := &sandboxResult{}

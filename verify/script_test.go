@@ -61,6 +61,22 @@ func TestRunOutlivedByDetachedChild(t *testing.T) {
 	}
 }
 
+// The image's binary must not inherit the sandbox init's pipes to kiln:
+// with the result pipe it could write its own report.
+func TestRunDoesNotInheritThePipes(t *testing.T) {
+	rep, err := Image(context.Background(), scriptImage(t, "#!/bin/sh\nfor fd in 3 4; do [ -e /proc/self/fd/$fd ] && echo fd $fd is open && exit 1; done\necho started\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := rep.Find("run.start")
+	if os.Geteuid() != 0 && f.Status == Skip {
+		t.Skipf("no sandbox here: %s", f.Evidence)
+	}
+	if f.Status != Pass {
+		t.Errorf("run.start = %+v", f)
+	}
+}
+
 // scriptImage is an amd64 image of busybox's shell whose entrypoint is the
 // script /entry.sh.
 func scriptImage(t *testing.T, script string) Input {
