@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,9 +17,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/kilnbuild/kiln/internal/testregistry"
-
 	"github.com/kilnbuild/kiln/internal/testbase"
+	"github.com/kilnbuild/kiln/internal/testregistry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files inside testdata/*.txtar with what the commands print now")
@@ -371,16 +368,12 @@ func cmdReglog(ts *testscript.TestScript, neg bool, args []string) {
 	if fx.registryLog == "" {
 		ts.Fatalf("reglog: no registry log (guard the line with [reglog])")
 	}
-	f, err := os.Open(fx.registryLog)
-	ts.Check(err)
-	defer f.Close()
-	var log bytes.Buffer
-	_, err = io.Copy(&log, f)
+	log, err := os.ReadFile(fx.registryLog)
 	ts.Check(err)
 	repo := regexp.QuoteMeta(args[0])
 	// The access log lines: 127.0.0.1 - - [date] "POST /v2/repo/blobs/uploads/ HTTP/1.1" 202 …
 	uploads := regexp.MustCompile(`(?m)^\S+ - - \[[^\]]*\] "POST /v2/` + repo + `/blobs/uploads/`)
 	manifests := regexp.MustCompile(`(?m)^\S+ - - \[[^\]]*\] "PUT /v2/` + repo + `/manifests/sha256:`)
 	fmt.Fprintf(ts.Stdout(), "blob uploads: %d\nmanifest puts by digest: %d\n",
-		len(uploads.FindAllIndex(log.Bytes(), -1)), len(manifests.FindAllIndex(log.Bytes(), -1)))
+		len(uploads.FindAllIndex(log, -1)), len(manifests.FindAllIndex(log, -1)))
 }
