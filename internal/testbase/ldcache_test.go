@@ -54,10 +54,10 @@ func TestLDCacheRoundTrip(t *testing.T) {
 func TestLDCacheMatchesLdconfig(t *testing.T) {
 	cc, err := exec.LookPath("cc")
 	if err != nil {
-		t.Skip("no C compiler (cc) to build test libraries: apt-get install -y gcc")
+		missingTool(t, "no C compiler (cc) to build test libraries: apt-get install -y gcc")
 	}
 	if _, err := findLDConfig(); err != nil {
-		t.Skip(err)
+		missingTool(t, err.Error())
 	}
 	src := filepath.Join(t.TempDir(), "empty.c")
 	if err := os.WriteFile(src, []byte("int kiln_testbase;\n"), 0o644); err != nil {
