@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-5}
 GOBIN=$(go env GOPATH)/bin
 export PATH="$GOBIN:$PATH"
-for t in hyperfine ko crane skopeo docker-registry; do
+for t in hyperfine ko crane skopeo docker-registry curl python3; do
   command -v "$t" >/dev/null || { echo "bench: $t is not installed (see bench/README.md)" >&2; exit 2; }
 done
 
@@ -37,6 +37,7 @@ EOF
 docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
 REG_PID=$!
 for _ in $(seq 50); do curl -fs "http://$REG/v2/" >/dev/null && break; sleep 0.2; done
+curl -fs "http://$REG/v2/" >/dev/null || { echo "bench: docker-registry did not answer on $REG:" >&2; tail -5 "$WORK/registry.log" >&2; exit 1; }
 uploads() { grep -c 'POST /v2/.*/blobs/uploads/' "$WORK/registry.log" || true; }
 
 # table prints hyperfine's JSON as min / median / max / mean ± stddev in ms,
