@@ -74,7 +74,7 @@ func try(bin, dir string, attempt int) (*Registry, error) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-r.done:
-			return nil, fmt.Errorf("docker-registry on %s exited: %s", addr, Tail(logPath))
+			return nil, fmt.Errorf("docker-registry on %s exited: %s", addr, tail(logPath))
 		default:
 		}
 		if resp, err := client.Get("http://" + addr + "/v2/"); err == nil {
@@ -86,7 +86,7 @@ func try(bin, dir string, attempt int) (*Registry, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.Stop()
-	return nil, fmt.Errorf("docker-registry on %s did not answer /v2/ within 10s: %s", addr, Tail(logPath))
+	return nil, fmt.Errorf("docker-registry on %s did not answer /v2/ within 10s: %s", addr, tail(logPath))
 }
 
 // Stop ends the registry.
@@ -100,8 +100,8 @@ func (r *Registry) Stop() {
 	}
 }
 
-// Tail returns the end of a log file, for error messages.
-func Tail(path string) string {
+// tail returns the end of a log file, for error messages.
+func tail(path string) string {
 	b, _ := os.ReadFile(path)
 	if len(b) > 2000 {
 		b = b[len(b)-2000:]
