@@ -19,9 +19,11 @@ import (
 
 // The sandbox is kiln re-executing itself as the first process of new
 // user, mount, pid, network, ipc and uts namespaces. That process (the
-// sandbox init) mounts /proc in the image's root, brings up loopback, serves
-// DNS on it, sets rlimits and then runs the image's binary chrooted, as an
-// unprivileged user mapped through the user namespace. It reports back on a
+// sandbox init) mounts /proc in the image's root, makes that root its mount
+// namespace's (pivot_root: the host's files are gone, not just out of
+// sight), brings up loopback, serves DNS on it, sets rlimits and then runs
+// the image's binary as an unprivileged user mapped through the user
+// namespace. It reports back on a
 // pipe. When it exits, the pid namespace ends and every process in it dies.
 
 const sandboxEnv = "KILN_VERIFY_SANDBOX"
@@ -194,10 +196,15 @@ func sandboxMain() int {
 }
 
 // setupSandbox prepares the namespaces: private mounts, /proc and a few
-// device nodes in the image root, loopback up, rlimits.
+// device nodes in the image root, the image root as the mount
+// namespace's root, loopback up, rlimits.
 func setupSandbox(cfg *sandboxConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
+	}
+	// pivot_root needs the new root to be a mount point.
+	if err := unix.Mount(cfg.Root, cfg.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("binding the image root: %w", err)
 	}
 	if err := unix.Mount("proc", filepath.Join(cfg.Root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mounting /proc in the image root: %w", err)
@@ -206,6 +213,9 @@ func setupSandbox(cfg *sandboxConfig) error {
 		if err := unix.Mount(d, filepath.Join(cfg.Root, d), "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("binding %s: %w", d, err)
 		}
+	}
+	if err := pivotRoot(cfg.Root); err != nil {
+		return fmt.Errorf("making the image root the sandbox's root: %w", err)
 	}
 	if err := loopbackUp(); err != nil {
 		return fmt.Errorf("bringing up loopback: %w", err)
@@ -235,6 +245,25 @@ func setupSandbox(cfg *sandboxConfig) error {
 	return nil
 }
 
+// pivotRoot makes root this mount namespace's root and detaches the
+// host's. A chroot alone would leave the host's files in the namespace,
+// one step away for a binary that is root there: through /proc/1/root
+// (this process's root), or a second chroot.
+func pivotRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return err
+	}
+	// With both arguments ".", the old root ends up mounted over the new
+	// one, and unmounting "." detaches it (runc does the same).
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching the host's root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -252,11 +281,11 @@ func loopbackUp() error {
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
-// runOnce runs the binary once in the chroot as the image user.
+// runOnce runs the binary once in the image root as the image user.
 func runOnce(cfg *sandboxConfig) runResult {
 	r := runResult{Exit: -1}
 	cmd := exec.Command(cfg.Argv[0], cfg.Argv[1:]...)
-	cmd.Path = cfg.Argv[0] // resolved inside the chroot by execve, not on the host
+	cmd.Path = cfg.Argv[0] // resolved inside the image root by execve, not on the host
 	cmd.Env = cfg.Env
 	cmd.Dir = cfg.Dir
 	stdout := &capped{max: cfg.MaxOutput}
@@ -266,7 +295,8 @@ func runOnce(cfg *sandboxConfig) runResult {
 	// after the binary is gone; the run ends with the binary, and the pid
 	// namespace ends the rest when the sandbox init exits.
 	cmd.WaitDelay = 500 * time.Millisecond
-	attr := &syscall.SysProcAttr{Chroot: cfg.Root, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No chroot: setupSandbox made the image root this namespace's root.
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if !cfg.Unprivileg {
 		attr.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}
 	}

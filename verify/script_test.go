@@ -77,6 +77,26 @@ func TestRunDoesNotInheritThePipes(t *testing.T) {
 	}
 }
 
+// The image's binary, root in its namespaces, must not reach the host's
+// files: through /proc/1/root (the sandbox init's root) a chroot alone
+// shows the host's / (this image has no /usr; the host has).
+func TestRunCannotReachTheHost(t *testing.T) {
+	if _, err := os.Stat("/usr"); err != nil {
+		t.Skip("the host has no /usr to look for")
+	}
+	rep, err := Image(context.Background(), scriptImage(t, "#!/bin/sh\nfor p in /proc/1/root/usr /proc/1/cwd/usr; do [ -e $p ] && echo $p is the host && exit 1; done\necho started\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := rep.Find("run.start")
+	if os.Geteuid() != 0 && f.Status == Skip {
+		t.Skipf("no sandbox here: %s", f.Evidence)
+	}
+	if f.Status != Pass {
+		t.Errorf("run.start = %+v", f)
+	}
+}
+
 // scriptImage is an amd64 image of busybox's shell whose entrypoint is the
 // script /entry.sh.
 func scriptImage(t *testing.T, script string) Input {
