@@ -173,6 +173,62 @@ func TestScripts(t *testing.T) {
 	})
 }
 
+// TestCIMeetsEveryCondition fails, under CI (CI set), when a condition a
+// script names does not hold there, since then a script skips itself or
+// its guarded lines do not run: CI runs as root and installs every tool
+// the scripts name (make deps-test).
+func TestCIMeetsEveryCondition(t *testing.T) {
+	if os.Getenv("CI") == "" {
+		t.Skip("only under CI, which must run every script line")
+	}
+	path := os.Getenv("PATH")
+	if fx.goEnv["GOPATH"] != "" {
+		path += string(filepath.ListSeparator) + filepath.Join(fx.goEnv["GOPATH"], "bin") // as Setup does
+	}
+	t.Setenv("PATH", path)
+	scripts, err := filepath.Glob(filepath.Join("testdata", "*.txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conds := regexp.MustCompile(`(?m)^(?:\[!?[^\]\s]+\] )+`)
+	cond := regexp.MustCompile(`\[!?([^\]\s]+)\]`)
+	for _, script := range scripts {
+		b, err := os.ReadFile(script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _, _ := strings.Cut(string(b), "\n-- ") // the script, not its files
+		seen := map[string]bool{}
+		for _, guard := range conds.FindAllString(body, -1) {
+			for _, m := range cond.FindAllStringSubmatch(guard, -1) {
+				c := m[1]
+				if seen[c] {
+					continue
+				}
+				seen[c] = true
+				var ok bool
+				switch {
+				case strings.HasPrefix(c, "exec:"):
+					_, err := exec.LookPath(strings.TrimPrefix(c, "exec:"))
+					ok = err == nil
+				case c == "registry":
+					ok = fx.registry != ""
+				case c == "reglog":
+					ok = fx.registryLog != ""
+				case c == "root":
+					ok = os.Geteuid() == 0
+				default:
+					t.Errorf("%s: unknown condition [%s]", script, c)
+					continue
+				}
+				if !ok {
+					t.Errorf("%s: [%s] does not hold, so what it guards does not run", script, c)
+				}
+			}
+		}
+	}
+}
+
 // cmdKilnExit runs the kiln binary and asserts its exact exit code:
 //
 //	kiln-exit N args...
