@@ -97,6 +97,33 @@ func TestRunCannotReachTheHost(t *testing.T) {
 	}
 }
 
+// dns_load keeps only what it measures: runs of a chatty binary must not
+// overflow the sandbox's report (64 MiB) and lose the whole measurement.
+func TestDNSLoadOfAChattyBinary(t *testing.T) {
+	in := scriptImage(t, `#!/bin/sh
+[ -z "$1" ] && echo started && exit 0
+echo "go package net: using the Go DNS resolver" >&2
+/bin/busybox nslookup "$1" 127.0.0.1 >/dev/null || exit 2
+/bin/busybox head -c 200000 /dev/zero
+`)
+	in.Policy.LookupArgs = []string{"{name}"}
+	in.Policy.DNSLoad = 200
+	rep, err := Image(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := rep.Find("run.resolver")
+	if os.Geteuid() != 0 && f.Status == Skip {
+		t.Skipf("no sandbox here: %s", f.Evidence)
+	}
+	if f.Status != Pass {
+		t.Fatalf("run.resolver = %+v", f)
+	}
+	if rep.DNSLoad == nil || rep.DNSLoad.Lookups != 200 || rep.DNSLoad.Succeeded != 200 {
+		t.Errorf("DNSLoad = %+v, want 200 lookups, all succeeded", rep.DNSLoad)
+	}
+}
+
 // scriptImage is an amd64 image of busybox's shell whose entrypoint is the
 // script /entry.sh.
 func scriptImage(t *testing.T, script string) Input {
