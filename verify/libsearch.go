@@ -161,7 +161,8 @@ func (s *searcher) resolve(binPath string, bin *ELF, interp *loaded) *linkGraph 
 		g.byName[path.Base(interp.path)] = interp
 	}
 	parents := map[*loaded]*loaded{}
-	for i := 0; i < len(g.objects) && len(g.objects) < 1000; i++ {
+	i := 0
+	for ; i < len(g.objects) && len(g.objects) < maxObjects; i++ {
 		obj := g.objects[i]
 		for _, name := range obj.elf.Needed {
 			if _, done := g.byName[name]; done {
@@ -186,8 +187,15 @@ func (s *searcher) resolve(binPath string, bin *ELF, interp *loaded) *linkGraph 
 			g.objects = append(g.objects, found)
 		}
 	}
+	if i < len(g.objects) {
+		// Not proven is not passed: what the search never reached could be missing.
+		g.missing = append(g.missing, fmt.Sprintf("the link graph has more than %d shared objects; the DT_NEEDED of %d of them were not looked up", maxObjects, len(g.objects)-i))
+	}
 	return g
 }
+
+// maxObjects bounds the shared objects one link graph loads.
+const maxObjects = 1000
 
 // maxSearchPaths bounds the paths one image's library search tries in
 // all. Run paths and DT_NEEDED come from the image's objects: a binary

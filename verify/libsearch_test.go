@@ -2,6 +2,8 @@ package verify
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -62,5 +64,31 @@ func TestSearchIsBounded(t *testing.T) {
 	}
 	if size > 1<<20 {
 		t.Errorf("the findings list %d bytes of places searched", size)
+	}
+}
+
+// A link graph larger than the search loads is a finding, not a pass: the
+// libraries it never looked up could be missing.
+func TestLinkGraphCapIsAFinding(t *testing.T) {
+	needTool(t, "gcc")
+	dir := t.TempDir()
+	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-x", "c", "-o", dir+"/lib.so", "-", "-nostdlib").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	so, err := os.ReadFile(dir + "/lib.so")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := &ELF{Arch: "amd64", Interp: "/lib/ld.so"}
+	var ents []tarEnt
+	for i := range maxObjects + 5 {
+		name := fmt.Sprintf("lib%d.so", i)
+		bin.Needed = append(bin.Needed, name)
+		ents = append(ents, tarFile("lib/"+name, string(so)))
+	}
+	s := newSearcher(mustFlatten(t, Limits{}, tarLayer(t, ents...)), "glibc", "amd64", "/lib/ld.so", []string{"LD_LIBRARY_PATH=/lib"})
+	g := s.resolve("/app", bin, nil)
+	if len(g.missing) != 1 || !strings.Contains(g.missing[0], "were not looked up") {
+		t.Fatalf("missing = %q, want one finding that the graph was cut short", g.missing)
 	}
 }
