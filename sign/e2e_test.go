@@ -43,10 +43,11 @@ type fixture struct {
 }
 
 var (
-	fixOnce sync.Once
-	fix     *fixture
-	fixErr  string // why the fixture is unavailable: skip message
-	fixStop func()
+	fixOnce    sync.Once
+	fix        *fixture
+	fixErr     string // why the fixture is unavailable
+	fixMissing bool   // because a tool is not installed (a skip outside CI)
+	fixStop    func()
 
 	appOnce sync.Once
 	appBin  string // testdata/sbomapp, built once
@@ -112,12 +113,12 @@ func getFixture(t *testing.T) *fixture {
 	fixOnce.Do(func() {
 		f := &fixture{cosign: tool("cosign")}
 		if f.cosign == "" {
-			fixErr = "cosign CLI not found on PATH or in $(go env GOPATH)/bin: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
+			fixErr, fixMissing = "cosign CLI not found on PATH or in $(go env GOPATH)/bin: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5", true
 			return
 		}
 		reg := tool("docker-registry")
 		if reg == "" {
-			fixErr = "docker-registry not found: apt-get install docker-registry"
+			fixErr, fixMissing = "docker-registry not found: apt-get install docker-registry", true
 			return
 		}
 		root, err := os.MkdirTemp("", "kiln-sign-e2e-")
@@ -159,7 +160,12 @@ func getFixture(t *testing.T) *fixture {
 		fix = f
 	})
 	if fix == nil {
-		t.Skip(fixErr)
+		// A missing tool skips, except under CI, which installs them; a
+		// setup that fails with the tools present is a failure.
+		if fixMissing && os.Getenv("CI") == "" {
+			t.Skip(fixErr)
+		}
+		t.Fatal(fixErr)
 	}
 	return fix
 }
