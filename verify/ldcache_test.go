@@ -81,18 +81,7 @@ func FuzzParseLdCache(f *testing.F) {
 // Every entry pointing at one 4 MiB string must not make the parser
 // quadratic (60000 entries x 4 MiB scanned before the bound).
 func TestParseLdCacheLongStrings(t *testing.T) {
-	const n = 60000
-	d := make([]byte, 48+n*24+4<<20)
-	copy(d, ldCacheNewMagic)
-	d[20], d[21] = byte(n&0xff), byte(n>>8)
-	for i := 0; i < n; i++ {
-		e := d[48+i*24:]
-		e[4], e[5], e[6] = byte((48+n*24)&0xff), byte((48+n*24)>>8&0xff), byte((48+n*24)>>16)
-		copy(e[8:12], e[4:8])
-	}
-	for i := 48 + n*24; i < len(d)-1; i++ {
-		d[i] = 'x'
-	}
+	d := ldCacheOfOneName(60000, 4<<20)
 	// Before the bound this took hours; now the first name is refused.
 	_, err := parseLdCache(d)
 	if err == nil || !strings.Contains(err.Error(), "entry 0 ") {
@@ -106,17 +95,7 @@ func TestParseLdCacheLongStrings(t *testing.T) {
 // do not grow with the entries.
 func TestParseLdCacheSharedName(t *testing.T) {
 	const n = 60000
-	d := make([]byte, 48+n*24+4001)
-	copy(d, ldCacheNewMagic)
-	d[20], d[21] = byte(n&0xff), byte(n>>8)
-	for i := 0; i < n; i++ {
-		e := d[48+i*24:]
-		e[4], e[5], e[6] = byte((48+n*24)&0xff), byte((48+n*24)>>8&0xff), byte((48+n*24)>>16)
-		copy(e[8:12], e[4:8])
-	}
-	for i := 48 + n*24; i < len(d)-1; i++ {
-		d[i] = 'x'
-	}
+	d := ldCacheOfOneName(n, 4001)
 	var c *ldCache
 	allocs := testing.AllocsPerRun(1, func() {
 		var err error
@@ -130,4 +109,21 @@ func TestParseLdCacheSharedName(t *testing.T) {
 	if allocs > n/100 {
 		t.Errorf("parseLdCache made %.0f allocations for %d entries naming one string", allocs, n)
 	}
+}
+
+// ldCacheOfOneName is a new-format ld.so.cache of n entries whose key and
+// value all point at one name of size-1 bytes.
+func ldCacheOfOneName(n, size int) []byte {
+	d := make([]byte, 48+n*24+size)
+	copy(d, ldCacheNewMagic)
+	d[20], d[21] = byte(n&0xff), byte(n>>8)
+	for i := 0; i < n; i++ {
+		e := d[48+i*24:]
+		e[4], e[5], e[6] = byte((48+n*24)&0xff), byte((48+n*24)>>8&0xff), byte((48+n*24)>>16)
+		copy(e[8:12], e[4:8])
+	}
+	for i := 48 + n*24; i < len(d)-1; i++ {
+		d[i] = 'x'
+	}
+	return d
 }

@@ -48,14 +48,7 @@ func TestScriptEntrypoint(t *testing.T) {
 // still holds its stdout: the run must end with the binary, not wait for
 // the pipe (and the sandbox's overall limit) and then report nothing.
 func TestRunOutlivedByDetachedChild(t *testing.T) {
-	rep, err := Image(context.Background(), scriptImage(t, "#!/bin/sh\n/bin/busybox setsid /bin/busybox sleep 60 &\necho started\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, _ := rep.Find("run.start")
-	if os.Geteuid() != 0 && f.Status == Skip {
-		t.Skipf("no sandbox here: %s", f.Evidence)
-	}
+	f := runStart(t, "#!/bin/sh\n/bin/busybox setsid /bin/busybox sleep 60 &\necho started\n")
 	if f.Status != Pass || !strings.Contains(f.Evidence, "exited 0: started") {
 		t.Errorf("run.start = %+v, want a pass: the script exited 0", f)
 	}
@@ -64,14 +57,7 @@ func TestRunOutlivedByDetachedChild(t *testing.T) {
 // The image's binary must not inherit the sandbox init's pipes to kiln:
 // with the result pipe it could write its own report.
 func TestRunDoesNotInheritThePipes(t *testing.T) {
-	rep, err := Image(context.Background(), scriptImage(t, "#!/bin/sh\nfor fd in 3 4; do [ -e /proc/self/fd/$fd ] && echo fd $fd is open && exit 1; done\necho started\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, _ := rep.Find("run.start")
-	if os.Geteuid() != 0 && f.Status == Skip {
-		t.Skipf("no sandbox here: %s", f.Evidence)
-	}
+	f := runStart(t, "#!/bin/sh\nfor fd in 3 4; do [ -e /proc/self/fd/$fd ] && echo fd $fd is open && exit 1; done\necho started\n")
 	if f.Status != Pass {
 		t.Errorf("run.start = %+v", f)
 	}
@@ -84,14 +70,7 @@ func TestRunCannotReachTheHost(t *testing.T) {
 	if _, err := os.Stat("/usr"); err != nil {
 		t.Skip("the host has no /usr to look for")
 	}
-	rep, err := Image(context.Background(), scriptImage(t, "#!/bin/sh\nfor p in /proc/1/root/usr /proc/1/cwd/usr; do [ -e $p ] && echo $p is the host && exit 1; done\necho started\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, _ := rep.Find("run.start")
-	if os.Geteuid() != 0 && f.Status == Skip {
-		t.Skipf("no sandbox here: %s", f.Evidence)
-	}
+	f := runStart(t, "#!/bin/sh\nfor p in /proc/1/root/usr /proc/1/cwd/usr; do [ -e $p ] && echo $p is the host && exit 1; done\necho started\n")
 	if f.Status != Pass {
 		t.Errorf("run.start = %+v", f)
 	}
@@ -126,6 +105,21 @@ echo "go package net: using the Go DNS resolver" >&2
 
 // scriptImage is an amd64 image of busybox's shell whose entrypoint is the
 // script /entry.sh.
+// runStart verifies a script image and returns its run.start finding,
+// skipping when this machine has no sandbox (CI has one: it runs as root).
+func runStart(t *testing.T, script string) Finding {
+	t.Helper()
+	rep, err := Image(context.Background(), scriptImage(t, script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := rep.Find("run.start")
+	if os.Geteuid() != 0 && f.Status == Skip {
+		t.Skipf("no sandbox here: %s", f.Evidence)
+	}
+	return f
+}
+
 func scriptImage(t *testing.T, script string) Input {
 	t.Helper()
 	busybox, err := os.ReadFile("/bin/busybox")
