@@ -50,8 +50,12 @@ func try(bin, dir string, attempt int) (*Registry, error) {
 	l.Close()
 
 	config := filepath.Join(dir, fmt.Sprintf("config-%d.yml", attempt))
-	yml := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
-		filepath.Join(dir, "data"), addr)
+	// The registry names itself in a response header, so a registry of
+	// another test that took the port between the probe and the bind is
+	// never mistaken for this one.
+	nonce := fmt.Sprintf("%d-%d-%d", os.Getpid(), time.Now().UnixNano(), attempt)
+	yml := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n  headers:\n    X-Kiln-Test-Registry: [%q]\n",
+		filepath.Join(dir, "data"), addr, nonce)
 	if err := os.WriteFile(config, []byte(yml), 0o644); err != nil {
 		return nil, err
 	}
@@ -80,6 +84,10 @@ func try(bin, dir string, attempt int) (*Registry, error) {
 		if resp, err := client.Get("http://" + addr + "/v2/"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				if resp.Header.Get("X-Kiln-Test-Registry") != nonce {
+					r.Stop()
+					return nil, fmt.Errorf("another registry answers on %s", addr)
+				}
 				return r, nil
 			}
 		}
