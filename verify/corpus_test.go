@@ -478,7 +478,7 @@ func resolverCase(name, base, app, want string, files map[string]string, env []s
 		extra:    extra,
 		passed:   true,
 		want:     map[string]verify.Status{"dns.resolver": verify.Pass, "run.start": verify.Pass, "run.resolver": verify.Pass},
-		evidence: map[string]string{"dns.resolver": want + " resolver:", "run.resolver": want + " resolver, as predicted"},
+		evidence: map[string]string{"dns.resolver": want + " resolver (", "run.resolver": want + " resolver, as predicted"},
 	}
 }
 

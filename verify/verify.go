@@ -49,9 +49,14 @@ type subject struct {
 	elf    *ELF
 	goInfo *GoInfo
 	libc   targets.Libc // expected or inferred
-	env    []string     // the image's environment
-	graph  *linkGraph   // after link.needed
-	script string       // the interpreter when the entrypoint is a #! script
+	env    []string     // the environment a runtime gives the process (runtimeEnv)
+	user   execUser     // who it runs as (resolveUser)
+	// userErr is why a runtime cannot resolve the image's user: the
+	// container then does not start.
+	userErr error
+	proc    *proc      // the process: its files, credentials, environment
+	graph   *linkGraph // after link.needed
+	script  string     // the interpreter when the entrypoint is a #! script
 }
 
 // Image runs every check of SPEC §4 on one platform image. An error means
@@ -66,12 +71,14 @@ func Image(ctx context.Context, in Input) (*Report, error) {
 	if m, err := in.Image.Manifest(); err == nil {
 		s.ann = m.Annotations
 	}
-	s.env = s.cfg.Config.Env
+	s.env = runtimeEnv(s.cfg.Config.Env)
 	if s.fsys = in.FS; s.fsys == nil {
 		if s.fsys, err = Flatten(in.Image, Limits{}); err != nil {
 			return nil, err
 		}
 	}
+	s.user, s.userErr = resolveUser(s.fsys, s.cfg.Config.User)
+	s.proc = &proc{fsys: s.fsys, env: s.env, uid: s.user.uid, gid: s.user.gid, groups: s.user.groups, cwd: path.Clean("/" + s.cfg.Config.WorkingDir)}
 
 	rep.Binary = in.Binary
 	if rep.Binary == "" {
