@@ -97,7 +97,7 @@ func (s *subject) checkNeeded(rep *Report, interp *loaded) {
 	if family == "unknown" {
 		family = loaderFamily(s.elf.Interp, "")
 	}
-	sr := newSearcher(s.fsys, family, s.elf.Arch, interp.path, s.env)
+	sr := newSearcherFor(s.proc, family, s.elf.Arch, interp.path, s.elf.Interp)
 	s.graph = sr.resolve(s.binary, s.elf, interp)
 	if len(s.graph.missing) > 0 {
 		rep.add("link.needed", Fail, "not found: %s", strings.Join(s.graph.missing, "; "))

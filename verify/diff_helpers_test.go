@@ -503,3 +503,14 @@ func linkInto(t testing.TB, src, dst string) {
 		t.Fatalf("putting %s into the image: %v", src, err)
 	}
 }
+
+// hostFile reads a file of this machine that a test image needs (a
+// loader, a libc), skipping when its Debian package is missing.
+func hostFile(t testing.TB, p, pkg string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		diffMissing(t, fmt.Sprintf("%s is not here (apt-get install -y %s)", p, pkg))
+	}
+	return b
+}
