@@ -269,8 +269,10 @@ func (s *subject) checkCerts(rep *Report) {
 	switch {
 	case found.fallback != "":
 		rep.add("files.certs", status, "%s; golang.org/x/crypto/x509roots/fallback's embedded roots are used: %s%s", why, found.fallback, rule)
+	case found.certs > 0 && found.certs != found.fileN:
+		rep.add("files.certs", status, "%s: %s (%d certificates in all)%s", why, where, found.certs, rule)
 	case found.certs > 0:
-		rep.add("files.certs", status, "%s: %s (%d in all)%s", why, where, found.certs, rule)
+		rep.add("files.certs", status, "%s: %s%s", why, where, rule)
 	default:
 		detail := "no CA bundle is in the image"
 		if where != "" {
@@ -327,7 +329,7 @@ func (s *subject) checkUser(rep *Report) {
 	case s.userErr != nil:
 		rep.add("user.nonroot", Fail, "user %q: %v: the container will not start%s", spec, s.userErr, rule)
 	case u.uid == 0 && u.name != "":
-		rep.add("user.nonroot", fail, "the image runs as root: user %q is %s, uid 0, at /etc/passwd line %d%s", spec, u.name, u.line, rule)
+		rep.add("user.nonroot", fail, "the image runs as root (user %q is %s, uid 0, at /etc/passwd line %d)%s", spec, u.name, u.line, rule)
 	case u.uid == 0:
 		rep.add("user.nonroot", fail, "the image runs as root (user %q)%s", spec, rule)
 	case u.name != "":

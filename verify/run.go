@@ -143,6 +143,10 @@ func (s *subject) runResolver(ctx context.Context, rep *Report, base sandboxConf
 	cfg := base
 	cfg.Argv = argv(args)
 	cfg.DNS = true
+	if cfg.Argv[0] == qemuPath {
+		// Emulated, a lookup takes many times what it takes natively.
+		cfg.Timeout = max(cfg.Timeout*5, 10*time.Second)
+	}
 	res, err := runSandbox(ctx, cfg)
 	if err != nil || res.Setup != "" {
 		why := res.Setup
@@ -156,6 +160,8 @@ func (s *subject) runResolver(ctx context.Context, rep *Report, base sandboxConf
 	used, how := classifyQueries(res.DNSSeen)
 	ok := r.StartErr == "" && !r.Running && r.Exit == pol.ExpectExit && res.DNSAnswers > 0
 	switch {
+	case used == "" && r.Running:
+		rep.add("run.resolver", Fail, "`%s` was still running after %s and sent no query for %s to verify's DNS server, so which resolver the binary uses cannot be seen%s", strings.Join(cfg.Argv, " "), cfg.Timeout, ProbeName, tail(r.Stderr))
 	case used == "":
 		rep.add("run.resolver", Fail, "the lookup of %s sent no query to verify's DNS server (exit %d), so which resolver the binary uses cannot be seen; dns.resolver predicted %s (%s)%s", ProbeName, r.Exit, pred.Resolver, pred.Order, tail(r.Stderr))
 	case pred.Resolver != "" && used != pred.Resolver:
