@@ -262,9 +262,9 @@ func (s *subject) checkCerts(rep *Report) {
 		}
 		where += found.dir + " holds certificates"
 	}
-	status := Pass
+	status, failStatus := Pass, Fail
 	if s.goInfo != nil && !r.known {
-		status, why = Warn, r.unknownNote(version)+"; "+why
+		status, failStatus, why = Warn, Warn, r.unknownNote(version)+"; "+why
 	}
 	switch {
 	case found.fallback != "":
@@ -281,10 +281,7 @@ func (s *subject) checkCerts(rep *Report) {
 		if found.firstErr != nil {
 			detail += fmt.Sprintf("; %s: %v", found.errPath, found.firstErr)
 		}
-		if status == Pass {
-			status = Fail
-		}
-		rep.add("files.certs", status, "%s, but the process (uid %d) loads no CA root: %s (TLS will fail with `x509: certificate signed by unknown authority`)%s", why, s.proc.uid, detail, rule)
+		rep.add("files.certs", failStatus, "%s, but the process (uid %d) loads no CA root: %s (TLS will fail with `x509: certificate signed by unknown authority`)%s", why, s.proc.uid, detail, rule)
 	}
 }
 
@@ -305,13 +302,22 @@ func (s *subject) checkTzdata(rep *Report) {
 	if !needed {
 		why = "verify.require lists tzdata"
 	}
-	const rule = " [time zoneinfo.go, zoneinfo_read.go, zoneinfo_unix.go: ZONEINFO, then " + "/usr/share/zoneinfo/, /usr/share/lib/zoneinfo/, /usr/lib/locale/TZ/, /etc/zoneinfo/, then time/tzdata]"
+	version := ""
+	if s.goInfo != nil {
+		version = s.goInfo.GoVersion
+	}
+	r := rulesFor(version)
+	rule := " [" + r.source("time zoneinfo.go, zoneinfo_read.go") + ": ZONEINFO, then /usr/share/zoneinfo/, /usr/share/lib/zoneinfo/, /usr/lib/locale/TZ/, /etc/zoneinfo/, then time/tzdata]"
+	pass, fail := Pass, Fail
+	if s.goInfo != nil && !r.known {
+		pass, fail, why = Warn, Warn, r.unknownNote(version)+"; "+why
+	}
 	from, err := predictZone(s.proc, s.goInfo, zoneProbe)
 	if err == nil {
-		rep.add("files.tzdata", Pass, "%s; %s loads from %s%s", why, zoneProbe, from, rule)
+		rep.add("files.tzdata", pass, "%s; %s loads from %s%s", why, zoneProbe, from, rule)
 		return
 	}
-	rep.add("files.tzdata", Fail, "%s, but %s does not load for the process (uid %d): %v (fix: add tzdata to the base, or build with -tags timetzdata)%s", why, zoneProbe, s.proc.uid, err, rule)
+	rep.add("files.tzdata", fail, "%s, but %s does not load for the process (uid %d): %v (fix: add tzdata to the base, or build with -tags timetzdata)%s", why, zoneProbe, s.proc.uid, err, rule)
 }
 
 // checkUser: the image user is not root and exists in /etc/passwd, as a
