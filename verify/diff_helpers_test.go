@@ -19,6 +19,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // The differential tests (*_diff_test.go) hold each rule kiln
@@ -152,16 +155,42 @@ func (k probeKind) String() string {
 	return s
 }
 
-var (
-	probeMu    sync.Mutex
-	probeBuilt = map[probeKind]*artifactOnce{}
-)
+// builds holds what the differential tests build once per test process
+// (probes, the loader test's objects), by key.
+type builds[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]*built[V]
+}
 
-type artifactOnce struct {
-	once  sync.Once
-	probe builtProbe
-	skip  string
-	err   error
+type built[V any] struct {
+	once sync.Once
+	v    V
+	skip string // why it cannot be built here
+	err  error
+}
+
+// get builds the artifact for k on first use; it skips the test when a
+// tool is missing (fails under CI) and fails it when the build does.
+func (b *builds[K, V]) get(t testing.TB, k K, what string, build func() (V, string, error)) V {
+	t.Helper()
+	b.mu.Lock()
+	if b.m == nil {
+		b.m = map[K]*built[V]{}
+	}
+	a := b.m[k]
+	if a == nil {
+		a = &built[V]{}
+		b.m[k] = a
+	}
+	b.mu.Unlock()
+	a.once.Do(func() { a.v, a.skip, a.err = build() })
+	switch {
+	case a.skip != "":
+		diffMissing(t, a.skip)
+	case a.err != nil:
+		t.Fatalf("building %s: %v", what, a.err)
+	}
+	return a.v
 }
 
 // builtProbe is a probe binary on disk and what kiln reads from it.
@@ -178,34 +207,31 @@ func (b builtProbe) install(t testing.TB, im diffImage, name string, libc string
 	im.installLibc(t, libc)
 }
 
+// addProbe builds the probe k and installs it as /probe-i, returning its
+// path in the image and what kiln reads from it.
+func (im diffImage) addProbe(t testing.TB, i int, k probeKind) (string, *GoInfo) {
+	t.Helper()
+	probe := buildProbe(t, k)
+	name := fmt.Sprintf("/probe-%d", i)
+	probe.install(t, im, name, k.libc)
+	return name, probe.info
+}
+
+var probes builds[probeKind, builtProbe]
+
 // buildProbe returns the probe built as k, from a cache directory shared
 // by test runs and fuzz workers (keyed by the source and the build), or
 // skips when the toolchain or C compiler is not here.
 func buildProbe(t testing.TB, k probeKind) builtProbe {
 	t.Helper()
-	probeMu.Lock()
-	a := probeBuilt[k]
-	if a == nil {
-		a = &artifactOnce{}
-		probeBuilt[k] = a
-	}
-	probeMu.Unlock()
-	a.once.Do(func() {
-		var p string
-		if p, a.skip, a.err = buildProbeOnce(k); p != "" {
-			var data []byte
-			if data, a.err = os.ReadFile(p); a.err == nil {
-				a.probe = builtProbe{path: p, info: ReadGoInfo(data)}
-			}
+	return probes.get(t, k, "the probe "+k.String(), func() (builtProbe, string, error) {
+		p, skip, err := buildProbeOnce(k)
+		if p == "" || err != nil {
+			return builtProbe{}, skip, err
 		}
+		data, err := os.ReadFile(p)
+		return builtProbe{path: p, info: ReadGoInfo(data)}, "", err
 	})
-	switch {
-	case a.skip != "":
-		diffMissing(t, a.skip)
-	case a.err != nil:
-		t.Fatalf("building the probe %s: %v", k, a.err)
-	}
-	return a.probe
 }
 
 func buildProbeOnce(k probeKind) (string, string, error) {
@@ -466,6 +492,47 @@ var libcFiles = map[string]map[string]string{
 }
 
 var libcPackages = map[string]string{"glibc": "libc6", "musl": "musl"}
+
+// libcEntries are libc's files as entries of a test image, for tests
+// whose rule reads them (the loader's) or that run through the sandbox.
+func libcEntries(t testing.TB, libc string) []hent {
+	t.Helper()
+	var ents []hent
+	for dst, src := range libcFiles[libc] {
+		if strings.HasPrefix(dst, "/lib64/") {
+			ents = append(ents, hlink(dst[1:], src)) // as Debian has it
+			continue
+		}
+		ents = append(ents, hent{path: dst[1:], mode: 0o755, data: hostFile(t, src, libcPackages[libc])})
+	}
+	return ents
+}
+
+// testImage is an amd64 image of one layer of ents whose config edit
+// sets; oci gives it OCI media types (umoci reads no others).
+func testImage(t testing.TB, ents []hent, oci bool, edit func(*v1.Config)) v1.Image {
+	t.Helper()
+	base, add := empty.Image, mutate.Addendum{Layer: rawLayer(t, hentTar(t, ents))}
+	if oci {
+		base = mutate.ConfigMediaType(mutate.MediaType(base, types.OCIManifestSchema1), types.OCIConfigJSON)
+		add.MediaType = types.OCILayer
+	}
+	img, err := mutate.Append(base, add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	edit(&cf.Config)
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
 
 // installLibc puts the libc files into the image root, hard-linked from
 // the host (skipping when its Debian package is missing). They are not in

@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kilnbuild/kiln/targets"
 )
@@ -22,29 +21,10 @@ func probeImage(t *testing.T, k probeKind, env []string, extra ...hent) Input {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ents := []hent{hdir("etc", 0o755), hdir("tmp", 0o1777), {path: "probe", mode: 0o755, data: data}}
-	for dst, src := range libcFiles[k.libc] {
-		if strings.HasPrefix(dst, "/lib64/") {
-			ents = append(ents, hlink(dst[1:], "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"))
-			continue
-		}
-		ents = append(ents, hent{path: dst[1:], mode: 0o755, data: hostFile(t, src, libcPackages[k.libc])})
-	}
-	img, err := mutate.AppendLayers(empty.Image, rawLayer(t, hentTar(t, append(ents, extra...))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Entrypoint = []string{"/probe"}
-	cf.Config.Env = env
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	ents := append([]hent{hdir("etc", 0o755), hdir("tmp", 0o1777), {path: "probe", mode: 0o755, data: data}}, libcEntries(t, k.libc)...)
+	img := testImage(t, append(ents, extra...), false, func(c *v1.Config) {
+		c.Entrypoint, c.Env = []string{"/probe"}, env
+	})
 	pol := targets.DefaultPolicy()
 	pol.Args = []string{"id"}
 	pol.LookupArgs = []string{"lookup", "{name}"}

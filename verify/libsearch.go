@@ -109,7 +109,7 @@ func (s *searcher) muslPath() ([]string, string) {
 	case e.Type != TypeFile:
 		return nil, file + " cannot be read: musl's path is empty"
 	}
-	data, err := s.fsys.readShared(e.Path)
+	data, err := s.proc.content(e)
 	if err != nil {
 		return nil, file + " cannot be read: musl's path is empty"
 	}
@@ -676,7 +676,7 @@ func (s *searcher) open(c candidate) (*loaded, outcome, string) {
 	if e.Type == TypeDir {
 		return nil, tryFatal, "a directory (the read fails)"
 	}
-	data, err := s.fsys.readShared(e.Path)
+	data, err := s.proc.content(e)
 	if err != nil {
 		return nil, tryFatal, err.Error()
 	}

@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kilnbuild/kiln/targets"
@@ -51,37 +50,13 @@ type loaderObjs struct {
 	appRunpath, appRpath, xRunpath, xRpath, y, xForeign []byte
 }
 
-var (
-	loaderMu    sync.Mutex
-	loaderBuilt = map[string]*loaderOnce{}
-)
-
-type loaderOnce struct {
-	once sync.Once
-	objs loaderObjs
-	skip string
-	err  error
-}
+var loaderBuilds builds[string, loaderObjs]
 
 // buildLoaderObjs compiles the objects for libc (glibc or musl), cached
 // on disk by their sources.
 func buildLoaderObjs(t testing.TB, libc string) loaderObjs {
 	t.Helper()
-	loaderMu.Lock()
-	o := loaderBuilt[libc]
-	if o == nil {
-		o = &loaderOnce{}
-		loaderBuilt[libc] = o
-	}
-	loaderMu.Unlock()
-	o.once.Do(func() { o.objs, o.skip, o.err = buildLoaderObjsOnce(libc) })
-	switch {
-	case o.skip != "":
-		diffMissing(t, o.skip)
-	case o.err != nil:
-		t.Fatalf("building the loader test's objects for %s: %v", libc, o.err)
-	}
-	return o.objs
+	return loaderBuilds.get(t, libc, "the loader test's objects for "+libc, func() (loaderObjs, string, error) { return buildLoaderObjsOnce(libc) })
 }
 
 func buildLoaderObjsOnce(libc string) (loaderObjs, string, error) {
@@ -214,14 +189,7 @@ func loaderImage(t testing.TB, in loaderInput) (diffImage, map[string]string) {
 	}
 	app = patch(t, app, loaderRPMarker, loaderPathLen, in.appRP)
 	x = patch(t, x, loaderRPMarker, loaderPathLen, in.xRP)
-	var ents []hent
-	for dst, src := range libcFiles[in.libc] {
-		if strings.HasPrefix(dst, "/lib64/") {
-			ents = append(ents, hlink(dst[1:], "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"))
-			continue
-		}
-		ents = append(ents, hent{path: dst[1:], mode: 0o755, data: hostFile(t, src, libcPackages[in.libc])})
-	}
+	ents := libcEntries(t, in.libc)
 	appAt := in.appAt
 	if appAt == "" {
 		appAt = "app"

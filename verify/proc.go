@@ -155,8 +155,12 @@ func (p *proc) readFile(name string) ([]byte, error) {
 	if e.Type == TypeDir {
 		return nil, syscall.EISDIR
 	}
-	return p.fsys.readShared(e.Path)
+	return p.content(e)
 }
+
+// content is the bytes of a regular file the process opened, in place:
+// callers only read them. Every read of proc goes through here.
+func (p *proc) content(e *Entry) ([]byte, error) { return p.fsys.readShared(e.Path) }
 
 // readDir is os.ReadDir: the entries of a directory the process may read,
 // sorted by name, as Lstat sees them.

@@ -263,7 +263,7 @@ func readConf(p *proc, name string) ([]string, error) {
 	if e.Type != TypeFile {
 		return nil, nil
 	}
-	data, err := p.fsys.readShared(e.Path)
+	data, err := p.content(e)
 	if err != nil {
 		return nil, nil
 	}

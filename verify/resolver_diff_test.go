@@ -2,7 +2,6 @@ package verify
 
 import (
 	"archive/tar"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,10 +131,7 @@ func checkResolverDiff(t testing.TB, in resolverInput, kinds []probeKind) int {
 	env := runtimeEnv(in.env)
 	compared := 0
 	for i, k := range kinds {
-		probe := buildProbe(t, k)
-		name := fmt.Sprintf("/probe-%d", i)
-		probe.install(t, im, name, k.libc)
-		g := probe.info
+		name, g := im.addProbe(t, i, k)
 		pred := predictResolver(g, &proc{fsys: im.fsys, env: env, uid: in.uid, gid: gid, cwd: "/"}, host)
 		real := im.run(t, in.uid, gid, nil, env, "/", name, "order", host)
 		got := strings.TrimSpace(real.stdout)

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -164,10 +163,7 @@ func checkFilesDiff(t testing.TB, in filesInput, kinds []probeKind) int {
 	p := &proc{fsys: im.fsys, env: env, uid: in.uid, gid: in.uid, cwd: cwd}
 	compared := 0
 	for i, k := range kinds {
-		probe := buildProbe(t, k)
-		name := fmt.Sprintf("/probe-%d", i)
-		probe.install(t, im, name, k.libc)
-		g := probe.info
+		name, g := im.addProbe(t, i, k)
 		roots := predictRoots(p, rulesFor(g.GoVersion), g)
 		want := strconv.Itoa(roots.certs)
 		if roots.certs == 0 && roots.firstErr != nil {

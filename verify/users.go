@@ -137,7 +137,7 @@ func userFile(root *proc, name string, passwd bool) ([][]string, bool, error) {
 	if e.Type != TypeFile {
 		return nil, true, fmt.Errorf("%s is a %s", name, e.Type)
 	}
-	data, err := root.fsys.readShared(e.Path)
+	data, err := root.content(e)
 	if err != nil {
 		return nil, true, err
 	}

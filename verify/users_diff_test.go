@@ -16,8 +16,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // userInput is one image for the user lookup: its User and files.
@@ -97,29 +95,15 @@ func checkUserDiff(t testing.TB, in userInput) {
 		t.Fatal(err)
 	}
 	ents := append([]hent{hdir("etc", 0o755), {path: "probe", mode: 0o755, data: data}}, in.files...)
-	raw := hentTar(t, ents)
-	fsys, err := FlattenLayers([]v1.Layer{rawLayer(t, raw)}, Limits{})
+	fsys, err := FlattenLayers([]v1.Layer{rawLayer(t, hentTar(t, ents))}, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, kerr := resolveUser(fsys, in.spec)
 
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	img, err := mutate.Append(base, mutate.Addendum{Layer: rawLayer(t, raw), MediaType: types.OCILayer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.User = in.spec
-	cf.Config.Entrypoint = []string{"/probe", "id"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img := testImage(t, ents, true, func(c *v1.Config) {
+		c.User, c.Entrypoint = in.spec, []string{"/probe", "id"}
+	})
 	dir, err := os.MkdirTemp(sandboxTempDir(""), "kiln-userdiff-")
 	if err != nil {
 		t.Fatal(err)
