@@ -379,6 +379,7 @@ func TestLoaderDiff(t *testing.T) {
 				continue
 			}
 			t.Run(tt.name+"/"+libc, func(t *testing.T) {
+				t.Parallel()
 				in := tt.in
 				in.libc = libc
 				checkLoaderDiff(t, in)

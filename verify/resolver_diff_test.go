@@ -151,6 +151,7 @@ func TestResolverDiff(t *testing.T) {
 	kinds := resolverProbes()
 	for _, tt := range resolverTable {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			checkResolverDiff(t, tt.in, kinds)
 		})
 	}

@@ -200,6 +200,7 @@ func TestFilesDiff(t *testing.T) {
 	kinds := filesProbes()
 	for _, tt := range filesTable(t) {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			checkFilesDiff(t, tt.in, kinds)
 		})
 	}

@@ -181,6 +181,7 @@ func TestUserDiff(t *testing.T) {
 	needRuntime(t)
 	for _, tt := range userTable {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			checkUserDiff(t, tt.in)
 		})
 	}
