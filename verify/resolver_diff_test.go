@@ -2,6 +2,7 @@ package verify
 
 import (
 	"archive/tar"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -228,5 +229,42 @@ func fileVariant(p string, data []byte, v int) []hent {
 		return []hent{{path: p + ".real", typ: tar.TypeReg, mode: 0o644, data: data}, hlink(p, filepath.Base(p)+".real")}
 	default:
 		return []hent{hlink(p, filepath.Base(p))} // a loop
+	}
+}
+
+// The rules really differ between releases, and kiln follows each: the
+// same image sends a *.local name to libc under go1.22 and to Go's own
+// resolver under later releases, and crypto/x509 of go1.21 finds roots
+// in Android's directory where later releases find none.
+func TestPredictionFollowsRelease(t *testing.T) {
+	diffNeedRoot(t)
+	old, cur := probeKind{toolchain: "go1.22.12", libc: "glibc"}, probeKind{toolchain: "local", libc: "glibc"}
+	im := materializeDiff(t, []hent{hdir("etc", 0o755)}, []hent{nssFile("hosts: files dns\n")})
+	answers := map[string]string{}
+	for i, k := range []probeKind{old, cur} {
+		name, g := im.addProbe(t, i, k)
+		got := strings.TrimSpace(im.run(t, 0, 0, nil, nil, "/", name, "order", "printer.local").stdout)
+		if pred := predictResolver(g, newProc(im.fsys, nil), "printer.local"); pred.Order != got {
+			t.Errorf("%s: kiln predicts %s (%s), the binary decides %s", g.GoVersion, pred.Order, pred.Rule, got)
+		}
+		answers[k.toolchain] = got
+	}
+	if answers[old.toolchain] == answers[cur.toolchain] {
+		t.Errorf("the releases answered alike (%v): this test no longer shows a difference", answers)
+	}
+
+	a, _ := diffCerts(t)
+	im = materializeDiff(t, []hent{hdir("etc", 0o755)}, []hent{hfile("system/etc/security/cacerts/a.0", 0o644, a)})
+	counts := map[string]string{}
+	for i, k := range []probeKind{{toolchain: "go1.21.13", libc: "none"}, {toolchain: "local", libc: "none"}} {
+		name, g := im.addProbe(t, i, k)
+		got := strings.TrimSpace(im.run(t, 0, 0, nil, nil, "/", name, "roots").stdout)
+		if pred := predictRoots(newProc(im.fsys, nil), rulesFor(g.GoVersion), g); fmt.Sprint(pred.certs) != got {
+			t.Errorf("%s: kiln predicts %d roots, SystemCertPool gives %s", g.GoVersion, pred.certs, got)
+		}
+		counts[k.toolchain] = got
+	}
+	if counts["go1.21.13"] == "0" || counts["go1.21.13"] == counts["local"] {
+		t.Errorf("go1.21 and this Go found the same roots (%v): this test no longer shows a difference", counts)
 	}
 }
