@@ -273,13 +273,12 @@ func (s *subject) checkCerts(rep *Report) {
 		rep.add("files.certs", status, "%s: %s (%d certificates in all)%s", why, where, found.certs, rule)
 	case found.certs > 0:
 		rep.add("files.certs", status, "%s: %s%s", why, where, rule)
+	case where == "" && found.firstErr == nil:
+		rep.add("files.certs", failStatus, "%s, but no CA bundle is in the image at %s (TLS will fail with `x509: certificate signed by unknown authority`)%s", why, strings.Join(found.files, ", "), rule)
 	default:
-		detail := "no CA bundle is in the image"
-		if where != "" {
-			detail = where
-		}
+		detail := where
 		if found.firstErr != nil {
-			detail += fmt.Sprintf("; %s: %v", found.errPath, found.firstErr)
+			detail = strings.TrimPrefix(detail+"; ", "; ") + fmt.Sprintf("%s: %v", found.errPath, found.firstErr)
 		}
 		rep.add("files.certs", failStatus, "%s, but the process (uid %d) loads no CA root: %s (TLS will fail with `x509: certificate signed by unknown authority`)%s", why, s.proc.uid, detail, rule)
 	}

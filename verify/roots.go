@@ -21,7 +21,8 @@ type rootsFound struct {
 	dir      string // the first directory that gave certificates
 	firstErr error  // the first error other than "does not exist": loadSystemRoots fails with it when nothing loads
 	errPath  string
-	fallback string // why the embedded fallback roots are used instead, if they are
+	fallback string   // why the embedded fallback roots are used instead, if they are
+	files    []string // the files looked at: SSL_CERT_FILE or root_linux.go's list
 }
 
 // predictRoots follows root_unix.go's loadSystemRoots with root_linux.go's
@@ -68,6 +69,7 @@ func predictRoots(p *proc, r goRules, g *GoInfo) rootsFound {
 	if f, _ := p.getenv("SSL_CERT_FILE"); f != "" {
 		files = []string{f}
 	}
+	res.files = files
 	for _, f := range files {
 		data, err := p.readFile(f)
 		if err == nil {
