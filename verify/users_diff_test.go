@@ -68,6 +68,9 @@ var userTable = []struct {
 	{"passwd line past 64 KiB", userInput{"nonroot", []hent{passwdFile("long:x:1:1:" + strings.Repeat("g", 70<<10) + ":/:/bin/sh\n" + passwdNonroot)}}},
 	{"passwd behind a relative symlink", userInput{"nonroot", []hent{hfile("usr/lib/passwd", 0o644, passwdNonroot), hlink("etc/passwd", "../usr/lib/passwd")}}},
 	{"passwd unreadable to others", userInput{"nonroot", []hent{{path: "etc/passwd", mode: 0o600, data: []byte(passwdNonroot)}}}},
+	// found: a user that is not UTF-8 reaches the runtime as JSON, each
+	// bad byte a U+FFFD, and matches no entry spelled with the bytes.
+	{"found: a user name that is not UTF-8", userInput{"\xfa\xfa\x0f\xfa", []hent{passwdFile("\xfa\xfa\x0f\xfa:x:0:0::/:/bin/sh\n" + passwdNonroot)}}},
 }
 
 // needRuntime skips unless umoci and runc, the runtime whose user lookup
@@ -99,7 +102,11 @@ func checkUserDiff(t testing.TB, in userInput) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, kerr := resolveUser(fsys, in.spec)
+	cf, err := runtimeConfig(&v1.ConfigFile{Config: v1.Config{User: in.spec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, kerr := resolveUser(fsys, cf.Config.User)
 
 	img := testImage(t, ents, true, func(c *v1.Config) {
 		c.User, c.Entrypoint = in.spec, []string{"/probe", "id"}

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -68,6 +69,9 @@ func Image(ctx context.Context, in Input) (*Report, error) {
 	if s.cfg, err = in.Image.ConfigFile(); err != nil {
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
+	if s.cfg, err = runtimeConfig(s.cfg); err != nil {
+		return nil, err
+	}
 	if m, err := in.Image.Manifest(); err == nil {
 		s.ann = m.Annotations
 	}
@@ -124,6 +128,22 @@ func Image(ctx context.Context, in Input) (*Report, error) {
 	s.checkBase(rep)
 	rep.finish()
 	return rep, nil
+}
+
+// runtimeConfig is the config as a runtime reads it: from its JSON, where
+// every byte that is not UTF-8 (in User, Env, …) became U+FFFD. An image
+// kiln assembles is checked before it is serialized, so the config it
+// holds may still have the raw bytes.
+func runtimeConfig(cf *v1.ConfigFile) (*v1.ConfigFile, error) {
+	b, err := json.Marshal(cf)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the image config: %w", err)
+	}
+	var out v1.ConfigFile
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decoding the image config: %w", err)
+	}
+	return &out, nil
 }
 
 // readBinary finds and parses the binary; when it cannot, it records why
