@@ -59,3 +59,32 @@ func TestUnknownReleaseWarns(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRulesNoPanic feeds the files and strings kiln's rules parse from an
+// image (they are untrusted) to every rule at once: none may panic,
+// whatever the bytes. The differential fuzz targets hold the answers to
+// the real components; this one needs no root and runs anywhere.
+func FuzzRulesNoPanic(f *testing.F) {
+	f.Add([]byte("options ndots:2 # x\n"), []byte("hosts: files [NOTFOUND=return] dns\n"), []byte("root:x:0:0::/:/bin/sh\n"), "netdns=cgo#1,x=y", "$ORIGIN/../${LIB}:$PLATFORM;x")
+	f.Add([]byte("PK\x05\x06"+strings.Repeat("\x00", 18)), []byte("hosts: [\n"), []byte("\n\n#x:y:z\n"), ",,=", "${ORIGIN")
+	f.Fuzz(func(t *testing.T, a, b, c []byte, s1, s2 string) {
+		fsys := mustFlatten(t, Limits{}, tarLayer(t,
+			tarFile("etc/resolv.conf", string(a)), tarFile("etc/nsswitch.conf", string(b)),
+			tarFile("etc/passwd", string(c)), tarFile("etc/group", string(a)),
+			tarFile("etc/ssl/cert.pem", string(b)), tarFile("z.zip", string(a)),
+			tarFile("etc/ld-musl-x86_64.path", s2)))
+		p := &proc{fsys: fsys, env: []string{"GODEBUG=" + s1, "ZONEINFO=/z.zip", "SSL_CERT_DIR=" + s2}, uid: 65532, gid: 65532, cwd: "/"}
+		g := &GoInfo{GoVersion: s1, CgoEnabled: len(a)%2 == 0, DefaultDebug: s2, HasFuncTable: true, UsesNet: true}
+		_ = predictResolver(g, p, s2)
+		_ = predictRoots(p, rulesFor(s1), g)
+		_, _ = predictZone(p, g, s2)
+		_, _ = resolveUser(fsys, s1)
+		_, _ = zipEntry(p, "/z.zip", s2)
+		_, _ = glibcHeaderCheck(a, "amd64")
+		_, _ = muslRunPath(s2, s1)
+		_, _ = godebugValue(s1, s2, "netdns")
+		sr := newSearcherFor(p, "musl", "amd64", "/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1")
+		_ = sr.expandDST(s2, &loaded{origin: s1})
+		_ = loopbackNameservers(a)
+	})
+}
