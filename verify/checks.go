@@ -1,13 +1,9 @@
 package verify
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
-	"io/fs"
-	"path"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/kilnbuild/kiln/targets"
@@ -101,7 +97,7 @@ func (s *subject) checkNeeded(rep *Report, interp *loaded) {
 	if family == "unknown" {
 		family = loaderFamily(s.elf.Interp, "")
 	}
-	sr := newSearcher(s.fsys, family, s.elf.Arch, interp.path, s.env)
+	sr := newSearcherFor(s.proc, family, s.elf.Arch, interp.path, s.elf.Interp)
 	s.graph = sr.resolve(s.binary, s.elf, interp)
 	if len(s.graph.missing) > 0 {
 		rep.add("link.needed", Fail, "not found: %s", strings.Join(s.graph.missing, "; "))
@@ -204,34 +200,30 @@ func (s *subject) imageLibc() string {
 }
 
 // checkResolver: which resolver Go will pick in this image, compared with
-// verify.resolver.
+// verify.resolver, by the rules of the Go release that built the binary.
 func (s *subject) checkResolver(rep *Report) Prediction {
 	if s.goInfo == nil {
 		rep.add("dns.resolver", Skip, "not a Go binary (no build info)")
 		return Prediction{}
 	}
-	p := PredictResolver(s.goInfo, s.env, s.fsys)
+	p := predictResolver(s.goInfo, s.proc, ProbeName)
 	want := s.in.Policy.Resolver
+	rule := " [" + p.Rule + "]"
 	switch {
 	case p.Resolver == ResolverNone:
 		rep.add("dns.resolver", Skip, "%s", p.Reason)
+	case !p.Known:
+		rep.add("dns.resolver", Warn, "%s: %s resolver (%s): %s%s", rulesFor(s.goInfo.GoVersion).unknownNote(s.goInfo.GoVersion), p.Resolver, p.Order, p.Reason, rule)
 	case want == "" || want == "any" || want == p.Resolver:
-		rep.add("dns.resolver", Pass, "%s resolver: %s", p.Resolver, p.Reason)
+		rep.add("dns.resolver", Pass, "%s resolver (%s): %s%s", p.Resolver, p.Order, p.Reason, rule)
 	default:
-		rep.add("dns.resolver", Fail, "verify.resolver is %s, but Go will use the %s resolver: %s", want, p.Resolver, p.Reason)
+		rep.add("dns.resolver", Fail, "verify.resolver is %s, but Go will use the %s resolver (%s): %s%s", want, p.Resolver, p.Order, p.Reason, rule)
 	}
 	return p
 }
 
-// caFiles and caDirs are where crypto/x509 looks on Linux (root_linux.go).
-var (
-	caFiles = []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem",
-		"/etc/pki/tls/cacert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem"}
-	caDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
-)
-
-// checkCerts: if the binary loads the system roots, a CA bundle is where Go
-// looks, or SSL_CERT_FILE/SSL_CERT_DIR point at one.
+// checkCerts: if the binary loads the system roots, crypto/x509 finds
+// some where the binary's release looks, as the image's user.
 func (s *subject) checkCerts(rep *Report) {
 	required := s.in.Policy.Requires("certs")
 	needed := s.goInfo != nil && s.goInfo.LoadsRoots
@@ -250,55 +242,50 @@ func (s *subject) checkCerts(rep *Report) {
 	if !needed {
 		why = "verify.require lists certs"
 	}
-	if needed && s.goInfo.EmbedsRoots {
-		rep.add("files.certs", Pass, "%s; golang.org/x/crypto/x509roots/fallback embeds roots for when the image has none", why)
-		return
+	version := ""
+	if s.goInfo != nil {
+		version = s.goInfo.GoVersion
 	}
-	files, dirs := caFiles, caDirs
-	if f := envValue(s.env, "SSL_CERT_FILE"); f != "" {
-		files = []string{f}
+	r := rulesFor(version)
+	found := predictRoots(s.proc, r, s.goInfo)
+	rule := " [" + r.source("crypto/x509 root_unix.go, root_linux.go") + ": the first readable file of the list wins, then every file of the directories]"
+	where := ""
+	switch {
+	case found.file != "" && found.fileN > 0:
+		where = fmt.Sprintf("%s has %d certificates", found.file, found.fileN)
+	case found.file != "":
+		where = fmt.Sprintf("%s is the first file Go can read and has no certificate", found.file)
 	}
-	if d := envValue(s.env, "SSL_CERT_DIR"); d != "" {
-		dirs = splitPath(d)
-	}
-	for _, f := range files {
-		if data, err := s.fsys.readShared(f); err == nil && bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
-			rep.add("files.certs", Pass, "%s: %s has %d certificates", why, f, bytes.Count(data, []byte("-----BEGIN CERTIFICATE-----")))
-			return
+	if found.dir != "" {
+		if where != "" {
+			where += "; "
 		}
+		where += found.dir + " holds certificates"
 	}
-	// Go also reads every file in the certificate directories; one walk
-	// finds the first one that holds a certificate.
-	want := map[string]string{} // resolved dir -> as named
-	for _, d := range dirs {
-		if real, e, err := s.fsys.Resolve(d); err == nil && e.Type == TypeDir {
-			want[real] = d
+	status, failStatus := Pass, Fail
+	if s.goInfo != nil && !r.known {
+		status, failStatus, why = Warn, Warn, r.unknownNote(version)+"; "+why
+	}
+	switch {
+	case found.fallback != "":
+		rep.add("files.certs", status, "%s; golang.org/x/crypto/x509roots/fallback's embedded roots are used: %s%s", why, found.fallback, rule)
+	case found.certs > 0 && found.certs != found.fileN:
+		rep.add("files.certs", status, "%s: %s (%d certificates in all)%s", why, where, found.certs, rule)
+	case found.certs > 0:
+		rep.add("files.certs", status, "%s: %s%s", why, where, rule)
+	case where == "" && found.firstErr == nil:
+		rep.add("files.certs", failStatus, "%s, but no CA bundle is in the image at %s (TLS will fail with `x509: certificate signed by unknown authority`)%s", why, strings.Join(found.files, ", "), rule)
+	default:
+		detail := where
+		if found.firstErr != nil {
+			detail = strings.TrimPrefix(detail+"; ", "; ") + fmt.Sprintf("%s: %v", found.errPath, found.firstErr)
 		}
+		rep.add("files.certs", failStatus, "%s, but the process (uid %d) loads no CA root: %s (TLS will fail with `x509: certificate signed by unknown authority`)%s", why, s.proc.uid, detail, rule)
 	}
-	found := ""
-	if len(want) > 0 {
-		_ = s.fsys.Walk(func(e *Entry) error {
-			if d, ok := want[path.Dir(e.Path)]; ok && e.Type != TypeDir {
-				if data, err := s.fsys.readShared(e.Path); err == nil && bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
-					found = d
-					return fs.SkipAll
-				}
-			}
-			return nil
-		})
-	}
-	if found != "" {
-		rep.add("files.certs", Pass, "%s: %s holds certificates", why, found)
-		return
-	}
-	rep.add("files.certs", Fail, "%s, but no CA bundle is in the image at %s (TLS will fail with `x509: certificate signed by unknown authority`)", why, strings.Join(files, ", "))
 }
 
-// zoneDirs are where package time looks for zoneinfo on Linux.
-var zoneDirs = []string{"/usr/share/zoneinfo", "/usr/share/lib/zoneinfo", "/usr/lib/locale/TZ", "/etc/zoneinfo"}
-
-// checkTzdata: if the binary loads time zones, zoneinfo is in the image or
-// time/tzdata is embedded.
+// checkTzdata: if the binary loads time zones, time.LoadLocation finds
+// zoneinfo in the image (or in the binary).
 func (s *subject) checkTzdata(rep *Report) {
 	required := s.in.Policy.Requires("tzdata")
 	needed := s.goInfo != nil && s.goInfo.LoadsZones
@@ -314,59 +301,47 @@ func (s *subject) checkTzdata(rep *Report) {
 	if !needed {
 		why = "verify.require lists tzdata"
 	}
-	if s.goInfo != nil && s.goInfo.EmbedsZones {
-		rep.add("files.tzdata", Pass, "%s; time/tzdata is embedded in the binary", why)
+	version := ""
+	if s.goInfo != nil {
+		version = s.goInfo.GoVersion
+	}
+	r := rulesFor(version)
+	rule := " [" + r.source("time zoneinfo.go, zoneinfo_read.go") + ": ZONEINFO, then /usr/share/zoneinfo/, /usr/share/lib/zoneinfo/, /usr/lib/locale/TZ/, /etc/zoneinfo/, then time/tzdata]"
+	pass, fail := Pass, Fail
+	if s.goInfo != nil && !r.known {
+		pass, fail, why = Warn, Warn, r.unknownNote(version)+"; "+why
+	}
+	from, err := predictZone(s.proc, s.goInfo, zoneProbe)
+	if err == nil {
+		rep.add("files.tzdata", pass, "%s; %s loads from %s%s", why, zoneProbe, from, rule)
 		return
 	}
-	dirs := zoneDirs
-	if z := envValue(s.env, "ZONEINFO"); z != "" {
-		dirs = append([]string{z}, dirs...)
-	}
-	for _, d := range dirs {
-		for _, probe := range []string{"UTC", "Etc/UTC", "America/New_York"} {
-			if data, err := s.fsys.readShared(path.Join(d, probe)); err == nil && bytes.HasPrefix(data, []byte("TZif")) {
-				rep.add("files.tzdata", Pass, "%s; zoneinfo is at %s", why, d)
-				return
-			}
-		}
-		if data, err := s.fsys.readShared(d); err == nil && bytes.HasPrefix(data, []byte("PK")) {
-			rep.add("files.tzdata", Pass, "%s; ZONEINFO points at the zip %s", why, d)
-			return
-		}
-	}
-	rep.add("files.tzdata", Fail, "%s, but the image has no zoneinfo (%s) and time/tzdata is not embedded (fix: add tzdata to the base, or build with -tags timetzdata)", why, strings.Join(zoneDirs, ", "))
+	rep.add("files.tzdata", fail, "%s, but %s does not load for the process (uid %d): %v (fix: add tzdata to the base, or build with -tags timetzdata)%s", why, zoneProbe, s.proc.uid, err, rule)
 }
 
-// checkUser: the image user is not root and exists in /etc/passwd.
+// checkUser: the image user is not root and exists in /etc/passwd, as a
+// runtime resolves it.
 func (s *subject) checkUser(rep *Report) {
 	required := s.in.Policy.Requires("nonroot")
 	fail := Warn
 	if required {
 		fail = Fail
 	}
-	user := s.cfg.Config.User
-	name, _, _ := strings.Cut(user, ":")
-	if name == "" || name == "0" || name == "root" {
-		rep.add("user.nonroot", fail, "the image runs as root (user %q)", user)
-		return
+	spec := s.cfg.Config.User
+	rule := " [" + userRule + "]"
+	u := s.user
+	switch {
+	case s.userErr != nil:
+		rep.add("user.nonroot", Fail, "user %q: %v: the container will not start%s", spec, s.userErr, rule)
+	case u.uid == 0 && u.name != "":
+		rep.add("user.nonroot", fail, "the image runs as root (user %q is %s, uid 0, at /etc/passwd line %d)%s", spec, u.name, u.line, rule)
+	case u.uid == 0:
+		rep.add("user.nonroot", fail, "the image runs as root (user %q)%s", spec, rule)
+	case u.name != "":
+		rep.add("user.nonroot", Pass, "user %q is %s (uid %d, gid %d) at /etc/passwd line %d%s", spec, u.name, u.uid, u.gid, u.line, rule)
+	default:
+		rep.add("user.nonroot", fail, "uid %d is not root, but /etc/passwd has no entry for it%s", u.uid, rule)
 	}
-	if f, ok := lookupDB(s.fsys, "/etc/passwd", name); ok {
-		if f[2] == "0" {
-			rep.add("user.nonroot", fail, "user %q is uid 0 in /etc/passwd", user)
-			return
-		}
-		rep.add("user.nonroot", Pass, "user %q is %s (uid %s) in /etc/passwd", user, f[0], f[2])
-		return
-	}
-	if _, err := s.fsys.readShared("/etc/passwd"); err != nil {
-		rep.add("user.nonroot", fail, "user %q is not root, but the image has no /etc/passwd to define it", user)
-		return
-	}
-	if _, err := strconv.Atoi(name); err == nil {
-		rep.add("user.nonroot", fail, "uid %s is not root, but /etc/passwd has no entry for it", name)
-		return
-	}
-	rep.add("user.nonroot", Fail, "user %q is not in /etc/passwd: the container will not start (`unable to find user`)", name)
 }
 
 // checkBase: the base is pinned by digest and recorded in the annotations.

@@ -249,7 +249,7 @@ func corpusCases() []corpusCase {
 			name: "root-required-nonroot", base: "static", app: "go-static-amd64", user: strPtr("0"),
 			policy:   func(p *targets.Policy) { p.Require = []string{"nonroot"} },
 			want:     map[string]verify.Status{"user.nonroot": fail, "run.start": pass},
-			evidence: map[string]string{"user.nonroot": `the image runs as root (user "0")`},
+			evidence: map[string]string{"user.nonroot": `the image runs as root (user "0" is root, uid 0`},
 		},
 		{
 			name: "root-warn", base: "static", app: "go-static-amd64", user: strPtr("root"),
@@ -478,7 +478,7 @@ func resolverCase(name, base, app, want string, files map[string]string, env []s
 		extra:    extra,
 		passed:   true,
 		want:     map[string]verify.Status{"dns.resolver": verify.Pass, "run.start": verify.Pass, "run.resolver": verify.Pass},
-		evidence: map[string]string{"dns.resolver": want + " resolver:", "run.resolver": want + " resolver, as predicted"},
+		evidence: map[string]string{"dns.resolver": want + " resolver (", "run.resolver": want + " resolver, as predicted"},
 	}
 }
 

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -17,14 +18,35 @@ const ProbeName = "kiln-verify.test"
 // ProbeAddr is the address the server answers for ProbeName.
 var ProbeAddr = [4]byte{127, 0, 0, 1}
 
-// dnsServer answers A queries for ProbeName on loopback (UDP and TCP) and
-// counts what it was asked. Everything else gets NXDOMAIN.
+// dnsServer answers A queries for ProbeName on loopback (UDP and TCP),
+// counts what it was asked and keeps what the first queries for
+// ProbeName looked like: that tells which resolver sent them. Everything
+// else gets NXDOMAIN.
 type dnsServer struct {
 	queries  atomic.Int64 // questions for ProbeName
 	answered atomic.Int64
 	udp      net.PacketConn
 	tcp      net.Listener
 	wg       sync.WaitGroup
+
+	mu   sync.Mutex
+	seen []dnsQuery // the first maxSeen queries for ProbeName
+}
+
+// maxSeen bounds the queries the server keeps (a dns_load run makes
+// thousands).
+const maxSeen = 32
+
+// dnsQuery is what the server saw of one query for ProbeName: enough to
+// tell Go's resolver from libc's (see classifyQueries).
+type dnsQuery struct {
+	TCP  bool   `json:"tcp,omitempty"`
+	Port int    `json:"port"` // the client's source port
+	Type string `json:"type"` // "A", "AAAA", …
+	// EDNS is the UDP payload size of the query's OPT record, 0 when it
+	// has none.
+	EDNS int  `json:"edns,omitempty"`
+	AD   bool `json:"ad,omitempty"`
 }
 
 func startDNS(addr string) (*dnsServer, error) {
@@ -57,7 +79,11 @@ func (s *dnsServer) serveUDP() {
 		if err != nil {
 			return
 		}
-		if resp := s.answer(buf[:n]); resp != nil {
+		port := 0
+		if a, ok := from.(*net.UDPAddr); ok {
+			port = a.Port
+		}
+		if resp := s.answer(buf[:n], false, port); resp != nil {
 			_, _ = s.udp.WriteTo(resp, from)
 		}
 	}
@@ -69,6 +95,10 @@ func (s *dnsServer) serveTCP() {
 		c, err := s.tcp.Accept()
 		if err != nil {
 			return
+		}
+		port := 0
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			port = a.Port
 		}
 		go func() {
 			defer c.Close()
@@ -82,7 +112,7 @@ func (s *dnsServer) serveTCP() {
 				if _, err := readFull(c, msg); err != nil {
 					return
 				}
-				resp := s.answer(msg)
+				resp := s.answer(msg, true, port)
 				if resp == nil {
 					return
 				}
@@ -107,7 +137,7 @@ func readFull(c net.Conn, b []byte) (int, error) {
 }
 
 // answer builds the response to one query, or nil for garbage.
-func (s *dnsServer) answer(query []byte) []byte {
+func (s *dnsServer) answer(query []byte, tcp bool, port int) []byte {
 	var p dnsmessage.Parser
 	h, err := p.Start(query)
 	if err != nil {
@@ -122,6 +152,7 @@ func (s *dnsServer) answer(query []byte) []byte {
 	if probe {
 		s.queries.Add(1)
 		rcode = dnsmessage.RCodeSuccess
+		s.record(dnsQuery{TCP: tcp, Port: port, Type: strings.TrimPrefix(q.Type.String(), "Type"), EDNS: ednsSize(&p), AD: h.AuthenticData})
 	}
 	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RCode: rcode})
 	b.EnableCompression()
@@ -139,4 +170,64 @@ func (s *dnsServer) answer(query []byte) []byte {
 		return nil
 	}
 	return resp
+}
+
+// observed returns the queries kept so far.
+func (s *dnsServer) observed() []dnsQuery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]dnsQuery(nil), s.seen...)
+}
+
+func (s *dnsServer) record(q dnsQuery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.seen) < maxSeen {
+		s.seen = append(s.seen, q)
+	}
+}
+
+// ednsSize returns the UDP payload size of the query's OPT record (its
+// class field), 0 when there is none; p is past the question.
+func ednsSize(p *dnsmessage.Parser) int {
+	if p.SkipAllQuestions() != nil || p.SkipAllAnswers() != nil || p.SkipAllAuthorities() != nil {
+		return 0
+	}
+	for {
+		h, err := p.AdditionalHeader()
+		if err != nil {
+			return 0
+		}
+		if h.Type == dnsmessage.TypeOPT {
+			return int(h.Class)
+		}
+		if p.SkipAdditional() != nil {
+			return 0
+		}
+	}
+}
+
+// goEDNSSize is the UDP payload size Go's resolver puts in the OPT record
+// of every query (net/dnsclient_unix.go, maxDNSPacketSize, go1.21–go1.26).
+// glibc sends no OPT record, or one of 1200 bytes with "options edns0";
+// musl never sends one. Measured by TestDNSFingerprint for each.
+const goEDNSSize = 1232
+
+// classifyQueries tells which resolver sent the queries verify's DNS
+// server saw: "go", "cgo" (libc's), or "" when there were none.
+func classifyQueries(qs []dnsQuery) (string, string) {
+	if len(qs) == 0 {
+		return "", "no query reached verify's DNS server"
+	}
+	// The evidence names no query type or count: Go sends A and AAAA at
+	// once, and which arrives first varies.
+	for _, q := range qs {
+		if q.EDNS == goEDNSSize {
+			return ResolverGo, fmt.Sprintf("its queries carried an EDNS0 OPT record of %d bytes, as Go's resolver sends", goEDNSSize)
+		}
+	}
+	if q := qs[0]; q.EDNS != 0 {
+		return ResolverCgo, fmt.Sprintf("its queries carried an EDNS0 OPT record of %d bytes, not Go's %d: libc's resolver", q.EDNS, goEDNSSize)
+	}
+	return ResolverCgo, "its queries carried no EDNS0 OPT record, which Go's resolver always sends: libc's resolver"
 }

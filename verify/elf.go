@@ -20,9 +20,16 @@ type ELF struct {
 	Type    elf.Type
 	Interp  string   // PT_INTERP, "" when static
 	Needed  []string // DT_NEEDED, in order
-	RPath   []string // DT_RPATH split on ':', empty elements kept (glibc reads them as the working directory)
-	RunPath []string // DT_RUNPATH split on ':', likewise
+	// RPath and RunPath are DT_RPATH and DT_RUNPATH split on ':', empty
+	// elements kept (glibc reads them as the working directory); when an
+	// object has several entries of one, the last counts, as in both
+	// loaders.
+	RPath   []string
+	RunPath []string
 	SOName  string
+	// NoDefLib is DF_1_NODEFLIB (-z nodefaultlib): glibc skips the
+	// system directories and ld.so.cache for what this object needs.
+	NoDefLib bool
 
 	// VersionNeeds maps a library file name (e.g. "libc.so.6") to the
 	// version names needed from it (e.g. "GLIBC_2.34"), sorted; a library
@@ -285,9 +292,11 @@ tags:
 		case elf.DT_NEEDED:
 			needed = append(needed, val)
 		case elf.DT_RPATH:
-			rpath = append(rpath, val)
+			rpath = []uint64{val}
 		case elf.DT_RUNPATH:
-			runpath = append(runpath, val)
+			runpath = []uint64{val}
+		case elf.DT_FLAGS_1:
+			e.NoDefLib = val&uint64(elf.DF_1_NODEFLIB) != 0
 		case elf.DT_SONAME:
 			if soname == nil {
 				soname = &val

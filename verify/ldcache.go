@@ -113,14 +113,14 @@ var ldCacheArchFlags = map[string]int32{
 	"riscv64": 0x1003, // FLAG_ELF_LIBC6 | FLAG_RISCV_FLOAT_ABI_DOUBLE
 }
 
-// lookup returns the cached paths for name that an arch loader accepts.
-func (c *ldCache) lookup(name, arch string) []string {
+// best returns the one path the cache gives an arch loader for name (the
+// first entry with the arch's flags; glibc tries only that one), or "".
+func (c *ldCache) best(name, arch string) string {
 	want, known := ldCacheArchFlags[arch]
-	var out []string
 	for _, e := range c.entries[name] {
 		if !known || e.flags == want {
-			out = append(out, e.path)
+			return e.path
 		}
 	}
-	return out
+	return ""
 }

@@ -46,11 +46,11 @@ func TestParseLdCacheMatchesLdconfig(t *testing.T) {
 	if n == 0 || total != n {
 		t.Errorf("parser has %d entries, ldconfig -p lists %d", total, n)
 	}
-	if got := c.lookup("libc.so.6", "amd64"); len(got) == 0 || got[0] != "/lib/x86_64-linux-gnu/libc.so.6" {
-		t.Errorf("lookup(libc.so.6, amd64) = %v", got)
+	if got := c.best("libc.so.6", "amd64"); got != "/lib/x86_64-linux-gnu/libc.so.6" {
+		t.Errorf("best(libc.so.6, amd64) = %q", got)
 	}
-	if got := c.lookup("libc.so.6", "arm64"); len(got) != 0 {
-		t.Errorf("an amd64 cache should give arm64 nothing, got %v", got)
+	if got := c.best("libc.so.6", "arm64"); got != "" {
+		t.Errorf("an amd64 cache should give arm64 nothing, got %q", got)
 	}
 }
 
@@ -73,7 +73,7 @@ func FuzzParseLdCache(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := parseLdCache(data)
 		if err == nil {
-			_ = c.lookup("libc.so.6", "amd64")
+			_ = c.best("libc.so.6", "amd64")
 		}
 	})
 }

@@ -78,39 +78,64 @@ func TestPredictResolver(t *testing.T) {
 	}
 }
 
-func TestWithNetdnsDebugKeepsTheMode(t *testing.T) {
+// GODEBUG is read as internal/godebug reads it (go1.21–go1.26).
+func TestGodebugValue(t *testing.T) {
 	tests := []struct {
-		env      []string
-		defaults string
-		want     string
+		defaults, env, want string
+		set                 bool
 	}{
-		{nil, "", "GODEBUG=netdns=2"},
-		{[]string{"GODEBUG=netdns=go"}, "", "GODEBUG=netdns=go,netdns=go+2"},
-		{[]string{"GODEBUG=http2client=0"}, "", "GODEBUG=http2client=0,netdns=2"},
-		{nil, "netdns=cgo", "GODEBUG=netdns=cgo+2"},
+		{"", "netdns=go", "go", true},
+		{"netdns=cgo", "", "cgo", true},
+		{"netdns=cgo", "netdns=go", "go", true},
+		{"netdns=cgo", "netdns=", "", true},          // the environment sets it, to nothing
+		{"netdns=cgo", "http2client=0", "cgo", true}, // another key does not hide the default
+		{"", "netdns=go,netdns=cgo", "cgo", true},    // the last one wins
+		{"", " netdns=go", "", false},                // " netdns" is another key
+		{"", "netdns=go ", "go ", true},              // and the value keeps its space
+		{"", "netdns=cgo#0101", "cgo", true},         // a bisect pattern follows '#'
+		{"", "netdns=go=1", "go=1", true},
+		{"", "netdns", "", false},
+		{"", "netdns=go,,", "go", true},
 	}
 	for _, tt := range tests {
-		got := withNetdnsDebug(tt.env, tt.defaults)
-		if got[len(got)-1] != tt.want {
-			t.Errorf("%q: got %q, want %q", tt.env, got, tt.want)
+		got, set := godebugValue(tt.defaults, tt.env, "netdns")
+		if got != tt.want || set != tt.set {
+			t.Errorf("godebugValue(%q, %q) = %q, %v; want %q, %v", tt.defaults, tt.env, got, set, tt.want, tt.set)
 		}
-		if mode := netdnsMode(tt.defaults, envValue(got, "GODEBUG")); mode != netdnsMode(tt.defaults, envValue(tt.env, "GODEBUG")) {
-			t.Errorf("%q: the debug setting changed the resolver mode to %q", tt.env, mode)
+	}
+	modes := map[string]string{"go": "go", "cgo+1": "cgo", "1+cgo": "cgo", "go+cgo": "cgo", "2": "", "go ": "", "go+cgo+1": "", "": ""}
+	for v, want := range modes {
+		if got := netdnsMode(v); got != want {
+			t.Errorf("netdnsMode(%q) = %q, want %q", v, got, want)
 		}
 	}
 }
 
-func TestResolverUsed(t *testing.T) {
-	tests := map[string]string{
-		"go package net: dynamic selection of DNS resolver\ngo package net: hostLookupOrder(kiln-verify.test) = cgo\n":       ResolverCgo,
-		"go package net: dynamic selection of DNS resolver\ngo package net: hostLookupOrder(kiln-verify.test) = files,dns\n": ResolverGo,
-		"go package net: using the Go DNS resolver\n":  ResolverGo,
-		"go package net: using the cgo DNS resolver\n": ResolverCgo,
-		"hello\n": "",
+// The sandbox's resolv.conf points at verify's DNS server and leaves
+// every byte that decides the resolver as it was.
+func TestLoopbackNameservers(t *testing.T) {
+	in := "# corp\nnameserver 10.0.0.1\nnameserver\t10.0.0.2 # second\n  nameserver 10.0.0.3\nnameservers 1.1.1.1\noptions ndots:2 # x\nnameserver\n"
+	want := "# corp\nnameserver 127.0.0.1\nnameserver\t127.0.0.1 # second\n  nameserver 127.0.0.1\nnameservers 1.1.1.1\noptions ndots:2 # x\nnameserver\n"
+	if got := string(loopbackNameservers([]byte(in))); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
-	for in, want := range tests {
-		if got := resolverUsed(in); got != want {
-			t.Errorf("resolverUsed(%q) = %q, want %q", in, got, want)
+}
+
+// Which resolver sent a query, from what verify's DNS server saw
+// (TestDNSFingerprint measures the features for each Go release and libc).
+func TestClassifyQueries(t *testing.T) {
+	tests := []struct {
+		qs   []dnsQuery
+		want string
+	}{
+		{nil, ""},
+		{[]dnsQuery{{Type: "A", Port: 1000, EDNS: 1232}, {Type: "AAAA", Port: 1001, EDNS: 1232}}, ResolverGo},
+		{[]dnsQuery{{Type: "A", Port: 1000}, {Type: "AAAA", Port: 1000}}, ResolverCgo},
+		{[]dnsQuery{{Type: "A", Port: 1000, EDNS: 1200, AD: true}}, ResolverCgo},
+	}
+	for _, tt := range tests {
+		if got, why := classifyQueries(tt.qs); got != tt.want || why == "" {
+			t.Errorf("classifyQueries(%+v) = %q (%s), want %q", tt.qs, got, why, tt.want)
 		}
 	}
 }

@@ -1,16 +1,13 @@
 package verify
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -72,14 +69,14 @@ func (s *subject) checkRun(ctx context.Context, rep *Report, pred Prediction) {
 		return
 	}
 	defer cleanup()
-	uid, gid, err := s.imageUser()
+	uid, gid, groups, err := s.imageUser()
 	if err != nil {
 		rep.add("run.start", Fail, "%v", err)
 		rep.add("run.resolver", Skip, "run.start failed")
 		return
 	}
 	base := sandboxConfig{
-		Root: root, Env: s.env, UID: uid, GID: gid, Dir: cmp.Or(s.cfg.Config.WorkingDir, "/"),
+		Root: root, Env: s.env, UID: uid, GID: gid, Groups: groups, Dir: s.proc.cwd,
 		Timeout: max(pol.RunTimeout, 100*time.Millisecond), Runs: 1, Parallel: 1, LimitMem: qemu == "", MaxOutput: 64 << 10,
 		Devices: []string{"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"},
 	}
@@ -125,8 +122,10 @@ func (s *subject) checkRun(ctx context.Context, rep *Report, pred Prediction) {
 	s.runResolver(ctx, rep, base, argv, pred)
 }
 
-// runResolver runs the binary's lookup with the resolver's debug output on,
-// against verify's DNS server inside the sandbox.
+// runResolver runs the binary's lookup as the image would run it, with
+// nothing added to its environment, against verify's DNS server inside
+// the sandbox, and tells from the queries the server receives which
+// resolver the binary used: a disagreement with dns.resolver fails.
 func (s *subject) runResolver(ctx context.Context, rep *Report, base sandboxConfig, argv func([]string) []string, pred Prediction) {
 	pol := s.in.Policy
 	if len(pol.LookupArgs) == 0 {
@@ -144,11 +143,10 @@ func (s *subject) runResolver(ctx context.Context, rep *Report, base sandboxConf
 	cfg := base
 	cfg.Argv = argv(args)
 	cfg.DNS = true
-	defaults := ""
-	if s.goInfo != nil {
-		defaults = s.goInfo.DefaultDebug
+	if cfg.Argv[0] == qemuPath {
+		// Emulated, a lookup takes many times what it takes natively.
+		cfg.Timeout = max(cfg.Timeout*5, 10*time.Second)
 	}
-	cfg.Env = withNetdnsDebug(s.env, defaults)
 	res, err := runSandbox(ctx, cfg)
 	if err != nil || res.Setup != "" {
 		why := res.Setup
@@ -159,17 +157,21 @@ func (s *subject) runResolver(ctx context.Context, rep *Report, base sandboxConf
 		return
 	}
 	r := res.Runs[0]
-	used := resolverUsed(r.Stderr)
+	used, how := classifyQueries(res.DNSSeen)
 	ok := r.StartErr == "" && !r.Running && r.Exit == pol.ExpectExit && res.DNSAnswers > 0
 	switch {
+	case used == "" && r.Running:
+		rep.add("run.resolver", Fail, "`%s` was still running after %s and sent no query for %s to verify's DNS server, so which resolver the binary uses cannot be seen%s", strings.Join(cfg.Argv, " "), cfg.Timeout, ProbeName, tail(r.Stderr))
 	case used == "":
-		rep.add("run.resolver", Fail, "the binary printed no resolver decision with GODEBUG=netdns=2 (did the lookup arguments make it resolve %s?)%s", ProbeName, tail(r.Stderr))
+		rep.add("run.resolver", Fail, "the lookup of %s sent no query to verify's DNS server (exit %d), so which resolver the binary uses cannot be seen; dns.resolver predicted %s (%s)%s", ProbeName, r.Exit, pred.Resolver, pred.Order, tail(r.Stderr))
 	case pred.Resolver != "" && used != pred.Resolver:
-		rep.add("run.resolver", Fail, "dns.resolver predicted the %s resolver, but the binary used %s", pred.Resolver, used)
+		rep.add("run.resolver", Fail, "dns.resolver predicted the %s resolver (%s), but the binary used %s: %s", pred.Resolver, pred.Order, used, how)
 	case !ok:
 		rep.add("run.resolver", Fail, "the %s resolver's lookup of %s failed: exit %d, %d queries reached the DNS server%s", used, ProbeName, r.Exit, res.DNSQueries, tail(r.Stderr))
+	case pred.Resolver == "":
+		rep.add("run.resolver", Pass, "%s resolver (%s); %s resolved through verify's DNS server (%d queries)", used, how, ProbeName, res.DNSQueries)
 	default:
-		rep.add("run.resolver", Pass, "%s resolver, as predicted; %s resolved through verify's DNS server (%d queries)", used, ProbeName, res.DNSQueries)
+		rep.add("run.resolver", Pass, "%s resolver, as predicted (%s); %s resolved through verify's DNS server (%d queries)", used, how, ProbeName, res.DNSQueries)
 	}
 	if !ok || pol.DNSLoad <= 0 {
 		return
@@ -195,52 +197,6 @@ func (s *subject) runResolver(ctx context.Context, rep *Report, base sandboxConf
 	rep.DNSLoad = st
 }
 
-// withNetdnsDebug adds netdns debug level 2 to the image's GODEBUG,
-// keeping the resolver mode the image or the binary's compiled-in defaults
-// set (netdns=go becomes netdns=go+2): a bare netdns=2 would override them.
-func withNetdnsDebug(env []string, defaults string) []string {
-	mode := netdnsMode(defaults, envValue(env, "GODEBUG"))
-	setting := "netdns=2"
-	if mode != "" {
-		setting = "netdns=" + mode + "+2"
-	}
-	out := make([]string, 0, len(env)+1)
-	gd := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
-			gd = v
-			continue
-		}
-		out = append(out, kv)
-	}
-	if gd != "" {
-		gd += ","
-	}
-	return append(out, "GODEBUG="+gd+setting)
-}
-
-var lookupOrderRE = regexp.MustCompile(`hostLookupOrder\(` + regexp.QuoteMeta(ProbeName) + `\.?\) = (\S+)`)
-
-// resolverUsed reads which resolver the binary used from its netdns debug
-// lines: "go" or "cgo", "" when it printed none.
-func resolverUsed(stderr string) string {
-	if m := lookupOrderRE.FindStringSubmatch(stderr); m != nil {
-		if m[1] == "cgo" {
-			return ResolverCgo
-		}
-		return ResolverGo
-	}
-	switch {
-	case strings.Contains(stderr, "go package net: using the Go DNS resolver"),
-		strings.Contains(stderr, "go package net: GODEBUG setting forcing use of the Go resolver"):
-		return ResolverGo
-	case strings.Contains(stderr, "go package net: using the cgo DNS resolver"),
-		strings.Contains(stderr, "go package net: GODEBUG setting forcing use of the cgo resolver"):
-		return ResolverCgo
-	}
-	return ""
-}
-
 // startHint explains the kernel's ENOENT for a file that exists.
 func (s *subject) startHint(errText string) string {
 	if strings.Contains(errText, "no such file") && s.elf != nil && s.elf.Interp != "" {
@@ -251,65 +207,24 @@ func (s *subject) startHint(errText string) string {
 	return ""
 }
 
-// imageUser turns the config's user into numeric ids, through the image's
-// /etc/passwd and /etc/group for names.
-func (s *subject) imageUser() (int, int, error) {
-	user, group, _ := strings.Cut(s.cfg.Config.User, ":")
-	uid, gid := 0, -1
-	if user != "" {
-		n, err := strconv.Atoi(user)
-		if err != nil {
-			e, ok := lookupDB(s.fsys, "/etc/passwd", user)
-			if !ok {
-				return 0, 0, fmt.Errorf("the image user %q is not in /etc/passwd: the container cannot start (`unable to find user %s`)", user, user)
-			}
-			n, _ = strconv.Atoi(e[2])
-			if g, err := strconv.Atoi(e[3]); err == nil {
-				gid = g
-			}
-		} else if e, ok := lookupDB(s.fsys, "/etc/passwd", user); ok && gid < 0 {
-			if g, err := strconv.Atoi(e[3]); err == nil {
-				gid = g
-			}
-		}
-		uid = n
+// imageUser is the ids the process runs with (resolveUser), within the
+// ids the sandbox's user namespace maps.
+func (s *subject) imageUser() (int, int, []int, error) {
+	if s.userErr != nil {
+		return 0, 0, nil, fmt.Errorf("user %q: %w: the container cannot start", s.cfg.Config.User, s.userErr)
 	}
-	if group != "" {
-		n, err := strconv.Atoi(group)
-		if err != nil {
-			e, ok := lookupDB(s.fsys, "/etc/group", group)
-			if !ok {
-				return 0, 0, fmt.Errorf("the image group %q is not in /etc/group", group)
-			}
-			n, _ = strconv.Atoi(e[2])
-		}
-		gid = n
+	u := s.user
+	inRange := func(id int) bool { return id >= 0 && id <= 65535 }
+	if !inRange(u.uid) || !inRange(u.gid) {
+		return 0, 0, nil, fmt.Errorf("user %q is uid %d, gid %d, outside the ids a user namespace maps here (0-65535)", s.cfg.Config.User, u.uid, u.gid)
 	}
-	if gid < 0 {
-		gid = uid
-	}
-	if uid < 0 || uid > 65535 || gid < 0 || gid > 65535 {
-		return 0, 0, fmt.Errorf("user %q is outside the ids a user namespace maps here (0-65535)", s.cfg.Config.User)
-	}
-	return uid, gid, nil
-}
-
-// lookupDB finds a name or id in a passwd-style file and returns the
-// fields of its line: name, password, id, then (in passwd) the group id
-// and the rest unsplit. The file is the image's: it is read a line at a
-// time, never split whole.
-func lookupDB(fsys *FS, file, key string) ([]string, bool) {
-	data, err := fsys.readShared(file)
-	if err != nil {
-		return nil, false
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		f := strings.SplitN(line, ":", 5)
-		if len(f) >= 4 && (f[0] == key || f[2] == key) {
-			return f, true
+	var groups []int
+	for _, g := range u.groups {
+		if inRange(g) {
+			groups = append(groups, g)
 		}
 	}
-	return nil, false
+	return u.uid, u.gid, groups, nil
 }
 
 // prepare writes a private copy of the image root for the runs: the
@@ -343,9 +258,10 @@ func (r *Runner) prepare(s *subject, qemu string) (string, func(), error) {
 		return "", nil, err
 	}
 	defer rt.Close()
-	// The image's own /proc, /dev, /etc entries may be anything (a symlink
-	// out of the root, a file): replace them through os.Root, never follow.
-	for _, d := range []string{"proc", "dev", "etc"} {
+	// The image's own /proc and /dev may be anything (a symlink out of the
+	// root, a file): replace them through os.Root, never follow. A runtime
+	// mounts over both too.
+	for _, d := range []string{"proc", "dev"} {
 		if fi, err := rt.Lstat(d); err == nil && !fi.IsDir() {
 			_ = rt.Remove(d)
 		}
@@ -361,10 +277,11 @@ func (r *Runner) prepare(s *subject, qemu string) (string, func(), error) {
 		}
 		f.Close()
 	}
-	_ = rt.RemoveAll("etc/resolv.conf")
-	if err := rt.WriteFile("etc/resolv.conf", []byte(resolvConf(s.fsys)), 0o644); err != nil {
-		cleanup()
-		return "", nil, err
+	if real, content, ok := dnsResolvConf(s.fsys); ok {
+		if err := rt.WriteFile(strings.TrimPrefix(real, "/"), content, 0o600); err != nil {
+			cleanup()
+			return "", nil, fmt.Errorf("pointing %s at verify's DNS server: %w", real, err)
+		}
 	}
 	if qemu != "" {
 		data, err := os.ReadFile(qemu)
@@ -392,19 +309,49 @@ func (r *Runner) prepare(s *subject, qemu string) (string, func(), error) {
 	return root, cleanup, nil
 }
 
-// resolvConf points the image at verify's DNS server, keeping the image's
-// options and search lines so the resolver decides as it would.
-func resolvConf(fsys *FS) string {
-	var b strings.Builder
-	b.WriteString("nameserver 127.0.0.1\n")
-	if data, err := fsys.readShared("/etc/resolv.conf"); err == nil {
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if f := strings.Fields(line); len(f) > 0 && f[0] != "nameserver" {
-				b.WriteString(line + "\n")
-			}
-		}
+// dnsResolvConf points the image's resolv.conf at verify's DNS server
+// without changing what decides the resolver: only the address of each
+// nameserver line becomes 127.0.0.1; every other byte, the file's path
+// (through symlinks), mode and owner stay. Nothing is written when the
+// image has no regular resolv.conf: Go, glibc and musl then all ask
+// 127.0.0.1, which is where the server listens. It returns the file's
+// resolved path and new content.
+func dnsResolvConf(fsys *FS) (string, []byte, bool) {
+	real, e, err := fsys.Resolve("/etc/resolv.conf")
+	if err != nil || e.Type != TypeFile {
+		return "", nil, false
 	}
-	return b.String()
+	data, err := fsys.ReadFile(real)
+	if err != nil {
+		return "", nil, false
+	}
+	return real, loopbackNameservers(data), true
+}
+
+// loopbackNameservers replaces the second field of every line whose first
+// field is "nameserver" (fields as Go, glibc and musl split them: spaces
+// and tabs) with 127.0.0.1, keeping the rest of the line.
+func loopbackNameservers(data []byte) []byte {
+	lines := strings.SplitAfter(string(data), "\n")
+	for i, line := range lines {
+		rest := strings.TrimLeft(line, " \t")
+		lead := line[:len(line)-len(rest)]
+		after, ok := strings.CutPrefix(rest, "nameserver")
+		if !ok || after == "" || (after[0] != ' ' && after[0] != '\t') {
+			continue
+		}
+		addr := strings.TrimLeft(after, " \t")
+		sep := after[:len(after)-len(addr)]
+		end := strings.IndexAny(addr, " \t\r\n")
+		if end < 0 {
+			end = len(addr)
+		}
+		if end == 0 {
+			continue
+		}
+		lines[i] = lead + "nameserver" + sep + "127.0.0.1" + addr[end:]
+	}
+	return []byte(strings.Join(lines, ""))
 }
 
 func tail(s string) string {

@@ -24,6 +24,7 @@ type sandboxConfig struct {
 	LimitMem   bool // RLIMIT_DATA; off under qemu, which maps large regions itself
 	MaxOutput  int
 	Devices    []string // device files to bind from the host (/dev/null, …)
+	Groups     []int    // supplementary groups of the image user
 	Unprivileg bool     // the parent is not root: only uid 0 exists in the namespace
 }
 
@@ -44,6 +45,7 @@ type sandboxResult struct {
 	Runs       []runResult
 	DNSQueries int64
 	DNSAnswers int64
+	DNSSeen    []dnsQuery // what the first queries for ProbeName looked like
 }
 
 // hostIDBase is where the namespace's ids start on the host when kiln runs

@@ -191,6 +191,7 @@ func sandboxMain() int {
 	if dns != nil {
 		dns.close()
 		res.DNSQueries, res.DNSAnswers = dns.queries.Load(), dns.answered.Load()
+		res.DNSSeen = dns.observed()
 	}
 	return report()
 }
@@ -298,7 +299,11 @@ func runOnce(cfg *sandboxConfig) runResult {
 	// No chroot: setupSandbox made the image root this namespace's root.
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if !cfg.Unprivileg {
-		attr.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}
+		groups := []uint32{}
+		for _, g := range cfg.Groups {
+			groups = append(groups, uint32(g))
+		}
+		attr.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: groups}
 	}
 	cmd.SysProcAttr = attr
 	start := time.Now()

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -49,9 +50,14 @@ type subject struct {
 	elf    *ELF
 	goInfo *GoInfo
 	libc   targets.Libc // expected or inferred
-	env    []string     // the image's environment
-	graph  *linkGraph   // after link.needed
-	script string       // the interpreter when the entrypoint is a #! script
+	env    []string     // the environment a runtime gives the process (runtimeEnv)
+	user   execUser     // who it runs as (resolveUser)
+	// userErr is why a runtime cannot resolve the image's user: the
+	// container then does not start.
+	userErr error
+	proc    *proc      // the process: its files, credentials, environment
+	graph   *linkGraph // after link.needed
+	script  string     // the interpreter when the entrypoint is a #! script
 }
 
 // Image runs every check of SPEC §4 on one platform image. An error means
@@ -63,15 +69,20 @@ func Image(ctx context.Context, in Input) (*Report, error) {
 	if s.cfg, err = in.Image.ConfigFile(); err != nil {
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
+	if s.cfg, err = runtimeConfig(s.cfg); err != nil {
+		return nil, err
+	}
 	if m, err := in.Image.Manifest(); err == nil {
 		s.ann = m.Annotations
 	}
-	s.env = s.cfg.Config.Env
+	s.env = runtimeEnv(s.cfg.Config.Env)
 	if s.fsys = in.FS; s.fsys == nil {
 		if s.fsys, err = Flatten(in.Image, Limits{}); err != nil {
 			return nil, err
 		}
 	}
+	s.user, s.userErr = resolveUser(s.fsys, s.cfg.Config.User)
+	s.proc = &proc{fsys: s.fsys, env: s.env, uid: s.user.uid, gid: s.user.gid, groups: s.user.groups, cwd: path.Clean("/" + s.cfg.Config.WorkingDir)}
 
 	rep.Binary = in.Binary
 	if rep.Binary == "" {
@@ -117,6 +128,22 @@ func Image(ctx context.Context, in Input) (*Report, error) {
 	s.checkBase(rep)
 	rep.finish()
 	return rep, nil
+}
+
+// runtimeConfig is the config as a runtime reads it: from its JSON, where
+// every byte that is not UTF-8 (in User, Env, …) became U+FFFD. An image
+// kiln assembles is checked before it is serialized, so the config it
+// holds may still have the raw bytes.
+func runtimeConfig(cf *v1.ConfigFile) (*v1.ConfigFile, error) {
+	b, err := json.Marshal(cf)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the image config: %w", err)
+	}
+	var out v1.ConfigFile
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decoding the image config: %w", err)
+	}
+	return &out, nil
 }
 
 // readBinary finds and parses the binary; when it cannot, it records why
