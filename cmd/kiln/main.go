@@ -13,6 +13,7 @@ import (
 	"github.com/kilnbuild/kiln/build"
 	"github.com/kilnbuild/kiln/sign"
 	"github.com/kilnbuild/kiln/targets"
+	"github.com/kilnbuild/kiln/verify"
 )
 
 // Exit codes (SPEC §6).
@@ -24,7 +25,14 @@ const (
 	exitRegistry = 4 // registry, publish or signing failure
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	// kiln re-runs itself as the sandbox of the run.* checks: that process
+	// must become the sandbox, not a second kiln.
+	if code, ok := verify.SandboxInit(); ok {
+		os.Exit(code)
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
 func run(args []string) int {
 	root := newRoot()
