@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
 )
 
@@ -67,14 +68,15 @@ func (rt *containerRuntime) ensureImage(ctx context.Context, ref string) error {
 }
 
 // builderCacheDir is where a builder image's GOCACHE and GOMODCACHE live on
-// the host, keyed by the image digest: caches of different toolchains never
-// mix, and survive between runs.
-func builderCacheDir(image targets.BaseRef) (string, error) {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
+// the host: kiln's cache entry for the image digest, so caches of different
+// toolchains never mix and survive between runs, or a directory of tmp
+// without a cache (--no-cache).
+func builderCacheDir(c *kilncache.Cache, image targets.BaseRef, tmp string) (string, error) {
+	name := strings.TrimPrefix(image.Digest, "sha256:")[:16]
+	dir := c.DirEntry("builder", name)
+	if dir == "" {
+		dir = filepath.Join(tmp, "builder-"+name)
 	}
-	dir := filepath.Join(base, "kiln", "builder", strings.TrimPrefix(image.Digest, "sha256:")[:16])
 	for _, sub := range []string{"build", "mod"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return "", fmt.Errorf("creating the builder cache: %w", err)
@@ -87,9 +89,9 @@ func builderCacheDir(image targets.BaseRef) (string, error) {
 // module read-only at /src, the keyed caches mounted, the output written to
 // a host directory, no network unless builder_network. Modules are
 // downloaded on the host first, into the keyed module cache.
-func compileInContainer(ctx context.Context, p *targets.Plan, row targets.Row, rt *containerRuntime, dir string, host []string) (string, error) {
+func compileInContainer(ctx context.Context, c *kilncache.Cache, p *targets.Plan, row targets.Row, rt *containerRuntime, dir string, host []string) (string, error) {
 	b := row.Target.Builder
-	cache, err := builderCacheDir(b.Image)
+	cache, err := builderCacheDir(c, b.Image, dir)
 	if err != nil {
 		return "", &CompileError{Row: row.ID(), Err: err}
 	}

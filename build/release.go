@@ -319,7 +319,6 @@ func (r *release) buildAll(ctx context.Context) error {
 		return fmt.Errorf("creating a build directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	pruneBinCache()
 	host := r.opts.HostEnv
 	r.compiled = true
 	// Jobs bounds the compiles only: a row's assembly and verification run
@@ -339,9 +338,9 @@ func (r *release) buildAll(ctx context.Context) error {
 			var bin string
 			var err error
 			if rs.row.Target.Builder.Container {
-				bin, err = compileInContainer(gctx, r.plan, rs.row, rs.runtime, tmp, host)
+				bin, err = compileInContainer(gctx, r.opts.Cache, r.plan, rs.row, rs.runtime, tmp, host)
 			} else {
-				bin, err = compile(gctx, r.plan, rs.row, tmp, host)
+				bin, err = compile(gctx, r.opts.Cache, r.plan, rs.row, tmp, host)
 			}
 			<-compiling
 			rs.res.Timings.add("compile", time.Since(start))

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
+	"github.com/rogpeppe/go-internal/renameio"
 	"github.com/spf13/cobra"
 
 	"github.com/kilnbuild/kiln/build"
@@ -54,12 +54,12 @@ func newLock(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return &targets.ConfigError{File: g.file, Problem: err.Error()}
 			}
-			tmp := g.file + ".kiln-lock"
-			if err := os.WriteFile(tmp, out, st.Mode().Perm()); err != nil {
+			if err := renameio.WriteFile(g.file, out); err != nil {
 				return &targets.ConfigError{File: g.file, Problem: "writing the updated config: " + err.Error()}
 			}
-			if err := os.Rename(tmp, g.file); err != nil {
-				return errors.Join(&targets.ConfigError{File: g.file, Problem: "replacing the config: " + err.Error()}, os.Remove(tmp))
+			// renameio's temp file is 0600: give the config its mode back.
+			if err := os.Chmod(g.file, st.Mode().Perm()); err != nil {
+				return &targets.ConfigError{File: g.file, Problem: "restoring the config's mode: " + err.Error()}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "kiln: pinned %d base(s) in %s\n", stale, g.file)
 			return nil

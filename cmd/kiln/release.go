@@ -223,7 +223,7 @@ func newRelease(g *globalFlags) *cobra.Command {
 	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "builds to run at once")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print release.json to stdout")
 	cmd.Flags().StringVar(&key, "key", "", "sign with this cosign key (a file, env://VAR or a KMS URI); overrides sign.key")
-	cmd.Flags().BoolVar(&noCache, "no-cache", false, "recompute everything kiln caches between runs (cgo analysis, base facts, binary layer digests, static verification); go's own build cache is still used")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "use none of kiln's caches: recompute the cgo analysis, base facts, binary layer digests and static verification, link every binary afresh, give a builder container empty caches (the host's go build cache is still used)")
 	return cmd
 }
 
