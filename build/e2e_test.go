@@ -65,7 +65,7 @@ func TestSqliteTargetsBuildAndRun(t *testing.T) {
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := targets.Decode(file, []byte(src), nestSettings(t, src))
+	cfg, err := targets.Decode(file, []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,8 +30,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"go.yaml.in/yaml/v3"
-
 	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/sign"
 	"github.com/kilnbuild/kiln/targets"
@@ -184,7 +182,7 @@ func (f *fixture) plan(t *testing.T, targetsYAML string, sel targets.Selection) 
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := targets.Decode(file, []byte(src), nestSettings(t, src))
+	cfg, err := targets.Decode(file, []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,30 +392,6 @@ func digestOf(t *testing.T, ii v1.ImageIndex) v1.Hash {
 		t.Fatal(err)
 	}
 	return d
-}
-
-// nestSettings is what the CLI's viper instance hands to Decode: the file's
-// YAML with the defaults under it.
-func nestSettings(t *testing.T, src string) map[string]any {
-	t.Helper()
-	settings := map[string]any{}
-	if err := yaml.Unmarshal([]byte(src), &settings); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range targets.Defaults() {
-		m := settings
-		parts := strings.Split(k, ".")
-		for _, p := range parts[:len(parts)-1] {
-			if _, ok := m[p].(map[string]any); !ok {
-				m[p] = map[string]any{}
-			}
-			m = m[p].(map[string]any)
-		}
-		if _, ok := m[parts[len(parts)-1]]; !ok {
-			m[parts[len(parts)-1]] = v
-		}
-	}
-	return settings
 }
 
 func TestAFailingImageIsNeverPublished(t *testing.T) {

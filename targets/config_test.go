@@ -2,14 +2,13 @@ package targets
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
 
 const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -33,36 +32,15 @@ targets:
     tags: [timetzdata]
 `
 
-// decode runs Decode the way the CLI does: settings are the file's YAML
-// with the defaults under it (viper's merge, without the lowercasing).
-func decode(t *testing.T, src string, overrides map[string]any) (*Config, error) {
+// decode runs Decode the way the CLI does, with overrides as KILN_*
+// variables or --set give them (in key order).
+func decode(t *testing.T, src string, overrides map[string]string) (*Config, error) {
 	t.Helper()
-	settings := map[string]any{}
-	if err := yaml.Unmarshal([]byte(src), &settings); err != nil {
-		t.Fatalf("test config is not YAML: %v", err)
+	var list []Override
+	for _, k := range slices.Sorted(maps.Keys(overrides)) {
+		list = append(list, Override{Key: k, Value: overrides[k], Source: "--set"})
 	}
-	for k, v := range Defaults() {
-		setPath(settings, k, v, false)
-	}
-	for k, v := range overrides {
-		setPath(settings, k, v, true)
-	}
-	return Decode("kiln.yaml", []byte(src), settings)
-}
-
-func setPath(m map[string]any, dotted string, v any, force bool) {
-	parts := strings.Split(dotted, ".")
-	for _, p := range parts[:len(parts)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			next = map[string]any{}
-			m[p] = next
-		}
-		m = next
-	}
-	if _, ok := m[parts[len(parts)-1]]; force || !ok {
-		m[parts[len(parts)-1]] = v
-	}
+	return Decode("kiln.yaml", []byte(src), list)
 }
 
 func TestDecodeGoodConfig(t *testing.T) {
@@ -89,7 +67,7 @@ func TestDecodeGoodConfig(t *testing.T) {
 
 // Environment variables and --set arrive as strings; lists are comma-separated.
 func TestDecodeStringsFromEnvironment(t *testing.T) {
-	cfg, err := decode(t, goodConfig, map[string]any{"platforms": "linux/arm64, linux/amd64", "targets.static.default": "false"})
+	cfg, err := decode(t, goodConfig, map[string]string{"platforms": "linux/arm64, linux/amd64", "targets.static.default": "false"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,14 +88,14 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name, src string
-		override  map[string]any
+		override  map[string]string
 		key       string // the key the error must name
 		line      int    // its line in the file, 0 when not from the file
 		want      string // part of the problem or fix
 	}{
 		{"unknown top-level key", goodConfig + "libs: [x]\n", nil, "libs", 18, "unknown key"},
 		{"typo inside a target", replace("    libc: none\n    base: scratch", "    libs: none\n    base: scratch"), nil, "targets.scratch.libs", 15, "known keys here: libc, base"},
-		{"unknown key from --set", goodConfig, map[string]any{"image.repo": "x"}, "image.repo", 0, "unknown key"},
+		{"unknown key from --set", goodConfig, map[string]string{"image.repo": "x"}, "image.repo", 0, "unknown key"},
 		{"list written as a string", replace("platforms: [linux/amd64, linux/arm64]", "platforms: linux/amd64"), nil, "platforms", 8, "write a list: [linux/amd64]"},
 		{"ldflags as one string", replace("  main: ./cmd/hello", "  main: ./cmd/hello\n  ldflags: -s -w"), nil, "app.ldflags", 5, "expected a list"},
 		{"bool that is not", replace("default: true", "default: maybe"), nil, "targets.static.default", 13, "expected a boolean"},
@@ -134,30 +112,21 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad platform", replace("linux/arm64]", "linux/sparc]"), nil, "platforms", 8, `unknown architecture "sparc"`},
 		{"windows", replace("linux/arm64]", "windows/amd64]"), nil, "platforms", 8, "only linux images"},
 		{"duplicate platform", replace("linux/arm64]", "linux/amd64]"), nil, "platforms", 8, "listed twice"},
-		{"bad tag", goodConfig, map[string]any{"image.tags": []any{"-bad"}}, "image.tags", 0, "not a valid tag"},
-		{"relative entrypoint", goodConfig, map[string]any{"image.entrypoint": "app"}, "image.entrypoint", 0, "absolute file path"},
-		{"entrypoint is root", goodConfig, map[string]any{"image.entrypoint": "/"}, "image.entrypoint", 0, "absolute file path"},
-		{"repository with a tag", goodConfig, map[string]any{"image.repository": "127.0.0.1:5000/hello@sha256:abc"}, "image.repository", 0, "not a repository"},
+		{"bad tag", goodConfig, map[string]string{"image.tags": "-bad"}, "image.tags", 0, "not a valid tag"},
+		{"relative entrypoint", goodConfig, map[string]string{"image.entrypoint": "app"}, "image.entrypoint", 0, "absolute file path"},
+		{"entrypoint is root", goodConfig, map[string]string{"image.entrypoint": "/"}, "image.entrypoint", 0, "absolute file path"},
+		{"repository with a tag", goodConfig, map[string]string{"image.repository": "127.0.0.1:5000/hello@sha256:abc"}, "image.repository", 0, "not a repository"},
 		{"app.env sets GOOS", replace("  main: ./cmd/hello", "  main: ./cmd/hello\n  env: [GOOS=darwin]"), nil, "app.env", 5, "set by kiln"},
 		{"env entry without =", replace("    tags: [timetzdata]", "    tags: [timetzdata]\n    env: [FOO]"), nil, "targets.scratch.env", 18, "KEY=VALUE"},
-		{"-o in flags", goodConfig, map[string]any{"app.flags": []any{"-o", "x"}}, "app.flags", 0, "kiln chooses the output path"},
-		{"-ldflags in flags", goodConfig, map[string]any{"app.flags": []any{"-ldflags=-s"}}, "app.flags", 0, "use app.ldflags"},
+		{"-o in flags", goodConfig, map[string]string{"app.flags": "-o,x"}, "app.flags", 0, "kiln chooses the output path"},
+		{"-ldflags in flags", goodConfig, map[string]string{"app.flags": "-ldflags=-s"}, "app.flags", 0, "use app.ldflags"},
 		{"upper-case target name", replace("  scratch:", "  Scratch:"), nil, "targets.Scratch", 14, "rename it to scratch"},
 		{"no targets", strings.Split(goodConfig, "targets:")[0], nil, "targets", 0, "no targets"},
 		{"not yaml", "version: [1\n", nil, "", 0, "not valid YAML"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var settings map[string]any
-			if err := yaml.Unmarshal([]byte(tt.src), &settings); err != nil && !strings.Contains(tt.want, "YAML") {
-				t.Fatalf("test config is not YAML: %v", err)
-			}
-			var err error
-			if settings == nil {
-				_, err = Decode("kiln.yaml", []byte(tt.src), nil)
-			} else {
-				_, err = decode(t, tt.src, tt.override)
-			}
+			_, err := decode(t, tt.src, tt.override)
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("want a *ConfigError, got %v", err)
@@ -364,7 +333,7 @@ func TestBuildEnvKeepsTheUsersGoCaches(t *testing.T) {
 	}
 }
 
-// FuzzDecodeAndPlan feeds arbitrary YAML through Decode and NewPlan: bad
+// FuzzDecodeAndPlan feeds arbitrary bytes through Decode and NewPlan: bad
 // config must come back as a *ConfigError, never a panic.
 func FuzzDecodeAndPlan(f *testing.F) {
 	f.Add(goodConfig)
@@ -377,17 +346,7 @@ func FuzzDecodeAndPlan(f *testing.F) {
 	}
 	look := func(name string) (string, error) { return "/usr/bin/" + name, nil }
 	f.Fuzz(func(t *testing.T, src string) {
-		settings := map[string]any{}
-		if yaml.Unmarshal([]byte(src), &settings) != nil {
-			return
-		}
-		if settings == nil { // a document that is only a tag or null
-			settings = map[string]any{}
-		}
-		for k, v := range Defaults() {
-			setPath(settings, k, v, false)
-		}
-		cfg, err := Decode(filepath.Join(dir, "kiln.yaml"), []byte(src), settings)
+		cfg, err := Decode(filepath.Join(dir, "kiln.yaml"), []byte(src), nil)
 		var ce *ConfigError
 		if err != nil {
 			if !errors.As(err, &ce) {
