@@ -69,11 +69,7 @@ func TestSqliteTargetsBuildAndRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := targets.NewPlan(cfg, targets.Selection{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Release(context.Background(), p, Options{Jobs: 2, HostEnv: os.Environ()})
+	res, err := Release(context.Background(), cfg, targets.Selection{}, Options{Jobs: 2, HostEnv: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,3 @@
-// Package targets owns the declarative side of kiln: the kiln.yaml schema and
-// its validation, the Target (libc × base × platform) a service ships as, the
-// build environment each target needs, and the Plan that expands targets into
-// the rows kiln builds.
-//
-// It decides; it does not do. Nothing here runs a compiler, touches a
-// registry or writes outputs: build/ does that from a Plan. The commands it
-// runs are `go list` (Analyze, whose answer it keeps in kiln's cache) and,
-// to find zig, `npm root -g`.
 package targets
 
 import (
@@ -165,6 +156,20 @@ func (e *ConfigError) Error() string {
 		b.WriteString(")")
 	}
 	return b.String()
+}
+
+// SelectionError is a Selection that names what the config does not have,
+// or that leaves nothing to build. Field is what was selected, "targets" or
+// "platforms"; a CLI names its own flag for it.
+type SelectionError struct {
+	File    string
+	Field   string
+	Problem string
+	Fix     string
+}
+
+func (e *SelectionError) Error() string {
+	return (&ConfigError{File: e.File, Key: "selected " + e.Field, Problem: e.Problem, Fix: e.Fix}).Error()
 }
 
 // TargetNames returns the target names in a stable order.

@@ -243,7 +243,7 @@ func TestBuildEnv(t *testing.T) {
 	}
 }
 
-func TestNewPlan(t *testing.T) {
+func TestExpand(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ func TestNewPlan(t *testing.T) {
 	}
 	cfg.File = filepath.Join(dir, "kiln.yaml")
 
-	p, err := NewPlan(cfg, Selection{})
+	p, err := Expand(cfg, Selection{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestNewPlan(t *testing.T) {
 		t.Errorf("build args = %q, want %q", args, want)
 	}
 
-	p, err = NewPlan(cfg, Selection{Targets: []string{"static"}, Platforms: []string{"linux/arm64"}})
+	p, err = Expand(cfg, Selection{Targets: []string{"static"}, Platforms: []string{"linux/arm64"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,15 +285,18 @@ func TestNewPlan(t *testing.T) {
 		t.Errorf("selection gave %d rows: %+v", len(p.Rows), p.Rows)
 	}
 	for _, sel := range []Selection{{Targets: []string{"nope"}}, {Platforms: []string{"linux/s390x"}}} {
-		var ce *ConfigError
-		if _, err := NewPlan(cfg, sel); !errors.As(err, &ce) || ce.Fix == "" {
-			t.Errorf("selection %+v: want a ConfigError with a fix, got %v", sel, err)
+		var se *SelectionError
+		if _, err := Expand(cfg, sel); !errors.As(err, &se) || se.Fix == "" || strings.Contains(err.Error(), "--") {
+			t.Errorf("selection %+v: want a SelectionError with a fix and no flag name, got %v", sel, err)
 		}
 	}
 
+	if !HasGoMod(p) {
+		t.Error("the module has a go.mod")
+	}
 	cfg.App.Dir = "missing"
-	if _, err := NewPlan(cfg, Selection{}); err == nil || !strings.Contains(err.Error(), "has no go.mod") {
-		t.Errorf("app.dir without go.mod: got %v", err)
+	if p, err = Expand(cfg, Selection{}); err != nil || HasGoMod(p) {
+		t.Errorf("app.dir without go.mod: %v, HasGoMod %v", err, err == nil && HasGoMod(p))
 	}
 }
 
@@ -333,18 +336,15 @@ func TestBuildEnvKeepsTheUsersGoCaches(t *testing.T) {
 	}
 }
 
-// FuzzDecodeAndPlan feeds arbitrary bytes through Decode and NewPlan: bad
-// config must come back as a *ConfigError, never a panic.
+// FuzzDecodeAndPlan feeds arbitrary bytes through Decode, Expand and
+// Decide: bad config must come back as a *ConfigError, never a panic.
 func FuzzDecodeAndPlan(f *testing.F) {
 	f.Add(goodConfig)
 	f.Add(strings.Replace(goodConfig, "    tags: [timetzdata]\n", "    libc: musl\n    link: static\n    cc: ' '\n", 1))
 	f.Add("version: 1\napp: {name: a, main: .}\ntargets:\n  g: {libc: glibc, base: 'oci:b@" + digest + "', builder: container, builder_image: 'golang@" + digest + "', verify: {run_timeout: x}}\n")
 	f.Add("version: 1\napp: {name: a, main: .}\nverify: {require: [certs], expect_exit: 300}\nsign: {key: k, keyless: true}\ntargets: {s: {libc: none, base: scratch}}\n")
+	f.Add("version: 1\napp: &a {name: a, main: .}\ntargets:\n  x: &t {libc: musl, link: static, base: scratch}\n  y: {<<: [*t, *a], libc: none}\n")
 	dir := f.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/a\n"), 0o644); err != nil {
-		f.Fatal(err)
-	}
-	look := func(name string) (string, error) { return "/usr/bin/" + name, nil }
 	f.Fuzz(func(t *testing.T, src string) {
 		cfg, err := Decode(filepath.Join(dir, "kiln.yaml"), []byte(src), nil)
 		var ce *ConfigError
@@ -354,8 +354,16 @@ func FuzzDecodeAndPlan(f *testing.F) {
 			}
 			return
 		}
-		if _, err := NewPlan(cfg, Selection{HostArch: "amd64", Look: look}); err != nil && !errors.As(err, &ce) {
-			t.Fatalf("NewPlan: %v (%T) is not a *ConfigError", err, err)
+		p, err := Expand(cfg, Selection{})
+		var se *SelectionError
+		if err != nil {
+			if !errors.As(err, &ce) && !errors.As(err, &se) {
+				t.Fatalf("Expand: %v (%T) is not a *ConfigError", err, err)
+			}
+			return
+		}
+		if _, err := Decide(p, goodFacts(p)); err != nil && !errors.As(err, &ce) {
+			t.Fatalf("Decide: %v (%T) is not a *ConfigError", err, err)
 		}
 	})
 }

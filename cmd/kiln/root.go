@@ -42,9 +42,9 @@ func (g *globalFlags) loadConfig() (*targets.Config, error) {
 	src, err := os.ReadFile(g.file)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &targets.ConfigError{File: g.file, Problem: "no such config file", Fix: "create it (config.example.yaml is a documented start) or pass -f PATH"}
+			return nil, fileError{g.file, "no such config file", "create it (config.example.yaml is a documented start) or pass -f PATH"}
 		}
-		return nil, &targets.ConfigError{File: g.file, Problem: err.Error()}
+		return nil, fileError{g.file, err.Error(), ""}
 	}
 	overrides := envOverrides(src)
 	for _, s := range g.sets {
