@@ -32,6 +32,7 @@ import (
 
 	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
+	"github.com/kilnbuild/kiln/verify"
 )
 
 func TestBinaryLayerIsDeterministic(t *testing.T) {
@@ -673,5 +674,37 @@ func TestAMissingSBOMStopsSigning(t *testing.T) {
 	atts, err := attestations(p.cfg, "", ImageSpec{}, arts)
 	if err != nil || len(atts[pr]) != 1 {
 		t.Fatalf("verification only: %v, %d attestations", err, len(atts[pr]))
+	}
+}
+
+// A row's status is computed from what the stages produced: its own
+// failure first, then how far publishing got.
+func TestRowStatus(t *testing.T) {
+	passed := &verify.Report{Passed: true, Checks: []verify.Finding{{ID: "elf.arch", Status: verify.Pass}}}
+	failed := &verify.Report{Checks: []verify.Finding{{ID: "files.certs", Status: verify.Fail, Evidence: "no CA bundle"}}}
+	pushErr := &RegistryError{Op: "pushing to", Ref: "r", Err: errors.New("denied")}
+	gate := &VerifyError{Failures: []string{"bad linux/amd64: files.certs: no CA bundle"}}
+	tests := []struct {
+		name      string
+		b         rowBuild
+		pub       published
+		err       error
+		status    string
+		errPrefix string
+	}{
+		{"compile failed", rowBuild{err: &CompileError{Row: "a", Err: errors.New("exit status 1")}}, published{}, errors.New("x"), StatusFailed, "compiling a"},
+		{"stopped by another", rowBuild{stopped: true}, published{}, errors.New("x"), StatusNotBuilt, "stopped: another build failed"},
+		{"never reached", rowBuild{}, published{}, errors.New("x"), StatusNotBuilt, ""},
+		{"its checks failed", rowBuild{report: failed}, published{}, gate, StatusFailed, "verification failed: files.certs: no CA bundle"},
+		{"another row failed", rowBuild{report: passed}, published{}, gate, StatusNotPublished, "not published: verification failed:"},
+		{"publishing failed", rowBuild{report: passed}, published{started: true}, pushErr, StatusFailed, "pushing to r: denied"},
+		{"published, then signing failed", rowBuild{report: passed}, published{started: true, done: true}, errors.New("signing"), StatusOK, ""},
+		{"published", rowBuild{report: passed}, published{started: true, done: true}, nil, StatusOK, ""},
+	}
+	for _, tt := range tests {
+		status, msg := rowStatus(&tt.b, tt.pub, tt.err)
+		if status != tt.status || !strings.HasPrefix(msg, tt.errPrefix) || tt.errPrefix == "" && msg != "" {
+			t.Errorf("%s: %q, %q; want %q, %q…", tt.name, status, msg, tt.status, tt.errPrefix)
+		}
 	}
 }
