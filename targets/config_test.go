@@ -367,3 +367,75 @@ func FuzzDecodeAndPlan(f *testing.F) {
 		}
 	})
 }
+
+// What KILN_* and --set give is decoded like the file, and an error about
+// it names no line: the file's line shows a value that is not the one used.
+func TestOverridesAndTheirLines(t *testing.T) {
+	cfg, err := decode(t, goodConfig, map[string]string{
+		"app.name":                      "other",
+		"targets.static.verify.run":     "0",
+		"targets.new.libc":              "none",
+		"targets.new.base":              "scratch",
+		"image.labels.org.example.Team": "kiln",
+		"verify.expect_exit":            "3",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.App.Name != "other" || *cfg.Targets["static"].Verify.Run || cfg.Targets["new"].Base != "scratch" || *cfg.Verify.ExpectExit != 3 {
+		t.Errorf("overrides not applied: %+v %+v", cfg.App, cfg.Targets["static"].Verify)
+	}
+	if cfg.Image.Labels["org.example.Team"] != "kiln" || cfg.Image.Labels["org.opencontainers.image.Title"] != "Hello" {
+		t.Errorf("labels = %v", cfg.Image.Labels)
+	}
+	if cfg.Line("app.name") != 0 || cfg.Line("app.main") != 4 || cfg.Line("targets.static") != 10 || cfg.Line("targets.new.base") != 0 {
+		t.Errorf("lines: app.name %d app.main %d targets.static %d targets.new.base %d", cfg.Line("app.name"), cfg.Line("app.main"), cfg.Line("targets.static"), cfg.Line("targets.new.base"))
+	}
+	if len(cfg.Overrides) != 6 {
+		t.Errorf("overrides recorded: %+v", cfg.Overrides)
+	}
+	for _, tt := range []struct{ key, value, want string }{
+		{"targets.static", "x", "is a mapping, not a value"},
+		{"targets.static.default", "maybe", `expected a boolean, got "maybe"`},
+		{"verify.dns_load", "many", `expected an integer, got "many"`},
+	} {
+		var ce *ConfigError
+		if _, err := decode(t, goodConfig, map[string]string{tt.key: tt.value}); !errors.As(err, &ce) || ce.Key != tt.key || ce.Line != 0 || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s=%s: got %v, want %q on %s without a line", tt.key, tt.value, err, tt.want, tt.key)
+		}
+	}
+}
+
+// YAML's own ways of sharing settings work as in any YAML reader; a key
+// written twice is an error, not a silent choice.
+func TestDecodeAnchorsAndMergeKeys(t *testing.T) {
+	src := "version: 1\napp: {name: a, main: .}\nplatforms: &pl [linux/amd64]\ntargets:\n" +
+		"  a: &common {libc: musl, link: static, base: scratch, platforms: *pl}\n" +
+		"  b:\n    <<: *common\n    link: dynamic\n    base: 'oci:b@" + digest + "'\n"
+	cfg, err := decode(t, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.Targets["b"]
+	if b.Libc != "musl" || b.Link != "dynamic" || !slices.Equal(b.Platforms, []string{"linux/amd64"}) {
+		t.Errorf("merged target = %+v", b)
+	}
+	var ce *ConfigError
+	if _, err := decode(t, goodConfig+"platforms: [linux/arm64]\n", nil); !errors.As(err, &ce) || ce.Key != "platforms" || ce.Line != 18 || !strings.Contains(err.Error(), "written twice (also at line 8)") {
+		t.Errorf("a key written twice: got %v", err)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	keys := Keys([]byte(goodConfig))
+	for _, want := range []string{"version", "app.name", "image.repository", "platforms", "verify.run_timeout", "sign.key", "targets.static.base", "targets.scratch.verify.require"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("Keys lacks %s", want)
+		}
+	}
+	for _, k := range keys {
+		if k == "image.labels" || strings.HasPrefix(k, "targets.") && !strings.HasPrefix(k, "targets.static.") && !strings.HasPrefix(k, "targets.scratch.") {
+			t.Errorf("Keys has %s", k)
+		}
+	}
+}
