@@ -131,8 +131,9 @@ func gatherBases(ctx context.Context, rows []targets.Row, registry []remote.Opti
 			})
 			if pi.img.Err == nil && row.CGO() && ref.Kind != targets.BaseScratch {
 				pi.inspected.Do(func() {
-					if pi.files, err = inspectBase(c, files, img, d, row.Platform); err != nil {
-						pi.filesErr = &RegistryError{Op: "reading the files of base", Ref: what, Err: err}
+					var ierr error
+					if pi.files, ierr = inspectBase(c, files, img, d, row.Platform); ierr != nil {
+						pi.filesErr = &RegistryError{Op: "reading the files of base", Ref: what, Err: ierr}
 					}
 				})
 			}
