@@ -34,9 +34,9 @@ type Base struct {
 // LoadBase resolves a base reference. A pinned reference is fetched by its
 // digest; an unpinned one (only kiln lock asks for those) by tag or layout
 // name. Registry I/O failures are *RegistryError; a layout or digest that is
-// not there is a *targets.ConfigError, since the config is what must change.
+// not there is a *MissingError, since the reference is what must change.
 func LoadBase(ctx context.Context, ref targets.BaseRef, keychain authn.Keychain) (*Base, error) {
-	return loadBase(ctx, ref, nil, registryOptions(keychain, 0)...)
+	return loadBase(ctx, ref, nil, RegistryOptions(keychain, 0)...)
 }
 
 // loadBase is LoadBase with kiln's cache (see basecache.go) and the
@@ -78,17 +78,19 @@ func loadBase(ctx context.Context, ref targets.BaseRef, c *kilncache.Cache, opts
 
 func (b *Base) loadLayout() error {
 	ref := b.Ref
+	missing := func(fix, format string, args ...any) error {
+		return &MissingError{Problem: ref.Raw + ": " + fmt.Sprintf(format, args...), Fix: fix}
+	}
 	if _, err := os.Stat(ref.Path); err != nil {
-		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: no OCI image layout at %s", ref.Raw, ref.Path),
-			Fix: "create the layout (for the stand-in bases: make bases) or correct the path"}
+		return missing("create the layout (for the stand-in bases: make bases) or correct the path", "no OCI image layout at %s", ref.Path)
 	}
 	p, err := layout.FromPath(ref.Path)
 	if err != nil {
-		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: %s is not an OCI image layout: %v", ref.Raw, ref.Path, err)}
+		return missing("", "%s is not an OCI image layout: %v", ref.Path, err)
 	}
 	root, err := p.ImageIndex()
 	if err != nil {
-		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: reading %s/index.json: %v", ref.Raw, ref.Path, err)}
+		return missing("", "reading %s/index.json: %v", ref.Path, err)
 	}
 	parent, desc, err := findInLayout(root, func(d v1.Descriptor) bool {
 		if ref.Digest != "" {
@@ -97,15 +99,14 @@ func (b *Base) loadLayout() error {
 		return d.Annotations["org.opencontainers.image.ref.name"] == ref.RefName
 	}, 0)
 	if err != nil {
-		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: reading the layout: %v", ref.Raw, err)}
+		return missing("", "reading the layout: %v", err)
 	}
 	if desc == nil {
 		what := "digest " + ref.Digest
 		if ref.Digest == "" {
 			what = fmt.Sprintf("entry named %q", ref.RefName)
 		}
-		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: the layout at %s has no %s", ref.Raw, ref.Path, what),
-			Fix: "run `kiln lock` to pin what the layout holds now, or rebuild the layout"}
+		return missing("run `kiln lock` to pin what the layout holds now, or rebuild the layout", "the layout at %s has no %s", ref.Path, what)
 	}
 	b.Digest = desc.Digest
 	if desc.MediaType.IsIndex() {
@@ -114,23 +115,9 @@ func (b *Base) loadLayout() error {
 		b.image, err = parent.Image(desc.Digest)
 	}
 	if err != nil {
-		return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("%s: reading %s: %v", ref.Raw, desc.Digest, err)}
+		return missing("", "reading %s: %v", desc.Digest, err)
 	}
 	return nil
-}
-
-// atKey says where a problem LoadBase or PlatformImage reported belongs:
-// those return config errors keyed "base", since only the caller knows
-// which key of which file named the reference. A non-empty fix replaces
-// theirs, for callers where "run kiln lock" is not the remedy.
-func atKey(err error, file string, line int, key, fix string) error {
-	if ce, ok := err.(*targets.ConfigError); ok && ce.Key == "base" {
-		ce.File, ce.Line, ce.Key = file, line, key
-		if fix != "" {
-			ce.Fix = fix
-		}
-	}
-	return err
 }
 
 // findInLayout searches an index and the indexes it nests for a descriptor,
@@ -203,8 +190,47 @@ func (b *Base) PlatformImage(pl targets.Platform) (v1.Image, v1.Hash, error) {
 }
 
 func (b *Base) noPlatform(pl targets.Platform, have []string) error {
-	return &targets.ConfigError{Key: "base", Problem: fmt.Sprintf("base %s has no %s image (it has: %s)", b.Ref.Raw, pl, strings.Join(have, ", ")),
-		Fix: "choose a base built for " + pl.String() + ", or drop the platform with --platform"}
+	return &MissingError{Problem: fmt.Sprintf("%s has no %s image (it has: %s)", b.Ref.Raw, pl, strings.Join(have, ", ")),
+		Fix: "choose an image built for " + pl.String()}
+}
+
+// Platforms lists the platforms a base image has.
+func (b *Base) Platforms() ([]targets.Platform, error) {
+	if b.image != nil {
+		cf, err := b.image.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		return []targets.Platform{{OS: cf.OS, Arch: cf.Architecture, Variant: cf.Variant}}, nil
+	}
+	if b.index == nil {
+		return nil, fmt.Errorf("scratch has no platforms")
+	}
+	m, err := b.index.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var out []targets.Platform
+	for _, d := range m.Manifests {
+		if d.Platform == nil || !d.MediaType.IsImage() || d.Platform.OS == "unknown" {
+			continue // attestation manifests and the like
+		}
+		out = append(out, targets.Platform{OS: d.Platform.OS, Arch: d.Platform.Architecture, Variant: d.Platform.Variant})
+	}
+	return out, nil
+}
+
+// ResolveBase returns what kiln lock resolves a base reference with: the
+// digest it names now, in a registry (credentials from keychain) or a
+// layout.
+func ResolveBase(ctx context.Context, keychain authn.Keychain) func(targets.BaseRef) (string, error) {
+	return func(ref targets.BaseRef) (string, error) {
+		b, err := LoadBase(ctx, ref, keychain)
+		if err != nil {
+			return "", err
+		}
+		return b.Digest.String(), nil
+	}
 }
 
 func platformMatches(p *v1.Platform, want targets.Platform) bool {
@@ -241,26 +267,4 @@ func scratch(pl targets.Platform) (v1.Image, error) {
 	cf.OS, cf.Architecture, cf.Variant = pl.OS, pl.Arch, pl.Variant
 	cf.RootFS.Type = "layers"
 	return mutate.ConfigFile(img, cf)
-}
-
-// onlyLayoutEntry names the single top-level entry of a layout, for
-// `kiln verify oci:<layout>` without a name or digest.
-func onlyLayoutEntry(dir string) (string, error) {
-	ii, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		return "", &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("%s is not an OCI image layout: %v", dir, err)}
-	}
-	m, err := ii.IndexManifest()
-	if err != nil {
-		return "", &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("reading %s/index.json: %v", dir, err)}
-	}
-	var names []string
-	for _, d := range m.Manifests {
-		names = append(names, d.Annotations[AnnotationRefName])
-	}
-	if len(names) == 1 && names[0] != "" {
-		return names[0], nil
-	}
-	return "", &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("the layout %s has %d entries (%s)", dir, len(names), strings.Join(names, ", ")),
-		Fix: "name one: oci:" + dir + ":<name>, or give its digest with @sha256:…"}
 }

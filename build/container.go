@@ -12,19 +12,20 @@ import (
 	"strings"
 	"time"
 
+	kilncache "github.com/kilnbuild/kiln/internal/cache"
 	"github.com/kilnbuild/kiln/targets"
 )
 
-// containerRuntime is docker or podman, found and checked once per release.
-type containerRuntime struct {
-	name string // docker or podman
-	path string
+// ContainerRuntime is docker or podman, found and checked once per release.
+type ContainerRuntime struct {
+	Name string // docker or podman
+	Path string
 }
 
-// findRuntime resolves builder_runtime: auto prefers a docker client with a
+// FindRuntime resolves builder_runtime: auto prefers a docker client with a
 // reachable engine, then podman. A client without an engine (the docker CLI
-// alone) does not count.
-func findRuntime(ctx context.Context, want string) (*containerRuntime, error) {
+// alone) does not count. None usable is a *MissingError.
+func FindRuntime(ctx context.Context, want string) (*ContainerRuntime, error) {
 	candidates := []string{"docker", "podman"}
 	if want != "auto" {
 		candidates = []string{want}
@@ -47,34 +48,37 @@ func findRuntime(ctx context.Context, want string) (*containerRuntime, error) {
 			tried = append(tried, fmt.Sprintf("%s: not usable (%s)", name, firstLineOf(strings.TrimSpace(string(out)))))
 			continue
 		}
-		return &containerRuntime{name: name, path: path}, nil
+		return &ContainerRuntime{Name: name, Path: path}, nil
 	}
-	return nil, fmt.Errorf("no container runtime for builder: container (%s)", strings.Join(tried, "; "))
+	return nil, &MissingError{Problem: fmt.Sprintf("no container runtime for builder: container (%s)", strings.Join(tried, "; ")),
+		Fix: "install podman (Debian package podman) or docker with a running engine"}
 }
 
 // ensureImage makes sure the builder image is present, pulling it by
-// digest when it is not.
-func (rt *containerRuntime) ensureImage(ctx context.Context, ref string) error {
-	inspect := exec.CommandContext(ctx, rt.path, "image", "inspect", "--format", "{{.Id}}", ref)
+// digest when it is not; one that cannot be pulled is a *MissingError.
+func (rt *ContainerRuntime) ensureImage(ctx context.Context, ref string) error {
+	inspect := exec.CommandContext(ctx, rt.Path, "image", "inspect", "--format", "{{.Id}}", ref)
 	if inspect.Run() == nil {
 		return nil
 	}
-	out, err := exec.CommandContext(ctx, rt.path, "pull", ref).CombinedOutput()
+	out, err := exec.CommandContext(ctx, rt.Path, "pull", ref).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("the builder image %s is not present and cannot be pulled: %s", ref, lastLines(string(out), 3))
+		return &MissingError{Problem: fmt.Sprintf("the builder image %s is not present and cannot be pulled: %s", ref, lastLines(string(out), 3)),
+			Fix: "pull or load it (docker/podman pull), or correct the digest"}
 	}
 	return nil
 }
 
 // builderCacheDir is where a builder image's GOCACHE and GOMODCACHE live on
-// the host, keyed by the image digest: caches of different toolchains never
-// mix, and survive between runs.
-func builderCacheDir(image targets.BaseRef) (string, error) {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
+// the host: kiln's cache entry for the image digest, so caches of different
+// toolchains never mix and survive between runs, or a directory of tmp
+// without a cache (--no-cache).
+func builderCacheDir(c *kilncache.Cache, image targets.BaseRef, tmp string) (string, error) {
+	name := strings.TrimPrefix(image.Digest, "sha256:")[:16]
+	dir := c.DirEntry("builder", name)
+	if dir == "" {
+		dir = filepath.Join(tmp, "builder-"+name)
 	}
-	dir := filepath.Join(base, "kiln", "builder", strings.TrimPrefix(image.Digest, "sha256:")[:16])
 	for _, sub := range []string{"build", "mod"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return "", fmt.Errorf("creating the builder cache: %w", err)
@@ -87,9 +91,9 @@ func builderCacheDir(image targets.BaseRef) (string, error) {
 // module read-only at /src, the keyed caches mounted, the output written to
 // a host directory, no network unless builder_network. Modules are
 // downloaded on the host first, into the keyed module cache.
-func compileInContainer(ctx context.Context, p *targets.Plan, row targets.Row, rt *containerRuntime, dir string, host []string) (string, error) {
+func compileInContainer(ctx context.Context, c *kilncache.Cache, p *targets.Plan, row targets.Row, rt *ContainerRuntime, dir string, host []string) (string, error) {
 	b := row.Target.Builder
-	cache, err := builderCacheDir(b.Image)
+	cache, err := builderCacheDir(c, b.Image, dir)
 	if err != nil {
 		return "", &CompileError{Row: row.ID(), Err: err}
 	}
@@ -118,7 +122,7 @@ func compileInContainer(ctx context.Context, p *targets.Plan, row targets.Row, r
 	if !b.Network {
 		args = append(args, "--network", "none")
 	}
-	if rt.name == "podman" {
+	if rt.Name == "podman" {
 		// What works on hosts without crun and with hybrid cgroups.
 		args = append(args, "--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 	}
@@ -128,14 +132,14 @@ func compileInContainer(ctx context.Context, p *targets.Plan, row targets.Row, r
 	args = append(args, b.Image.Raw, "go")
 	args = append(args, p.BuildArgs(row, "/kiln/out/app")...)
 
-	cmd := exec.CommandContext(ctx, rt.path, args...)
+	cmd := exec.CommandContext(ctx, rt.Path, args...)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	err = cmd.Run()
 	// --rm removes it on exit; a cancelled build may leave it running.
-	_ = exec.Command(rt.path, "rm", "-f", name).Run()
+	_ = exec.Command(rt.Path, "rm", "-f", name).Run()
 	if err != nil {
-		return "", &CompileError{Row: row.ID(), Output: output.String(), Err: fmt.Errorf("go build in %s (%s): %w", b.Image.Raw, rt.name, err)}
+		return "", &CompileError{Row: row.ID(), Output: output.String(), Err: fmt.Errorf("go build in %s (%s): %w", b.Image.Raw, rt.Name, err)}
 	}
 	return filepath.Join(out, "app"), nil
 }

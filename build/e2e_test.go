@@ -65,15 +65,11 @@ func TestSqliteTargetsBuildAndRun(t *testing.T) {
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := targets.Decode(file, []byte(src), nestSettings(t, src))
+	cfg, err := targets.Decode(file, []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := targets.NewPlan(cfg, targets.Selection{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Release(context.Background(), p, Options{Jobs: 2, HostEnv: os.Environ()})
+	res, err := Release(context.Background(), cfg, targets.Selection{}, Options{Jobs: 2, HostEnv: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestLockPinsAndKeepsTheRestOfTheFile(t *testing.T) {
 		"  pinned:\n" +
 		"    base: '" + f.registry + "/bases/alpine@" + old + "'\n"
 	file := filepath.Join(f.dir, "kiln.yaml")
-	out, pins, err := Lock(context.Background(), file, []byte(src), nil)
+	out, pins, err := targets.Lock(file, []byte(src), ResolveBase(context.Background(), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestLockPinsAndKeepsTheRestOfTheFile(t *testing.T) {
 	}
 
 	// Locking the locked file changes nothing; moving the tag makes it stale.
-	again, pins, err := Lock(context.Background(), file, out, nil)
+	again, pins, err := targets.Lock(file, out, ResolveBase(context.Background(), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestLockPinsAndKeepsTheRestOfTheFile(t *testing.T) {
 	if err := remote.Write(ref, moved); err != nil {
 		t.Fatal(err)
 	}
-	if _, pins, err = Lock(context.Background(), file, out, nil); err != nil {
+	if _, pins, err = targets.Lock(file, out, ResolveBase(context.Background(), nil)); err != nil {
 		t.Fatal(err)
 	}
 	if pins[0].Stale() || !pins[1].Stale() {
@@ -81,7 +81,7 @@ func TestLockErrors(t *testing.T) {
 		{"targets:\n  a:\n    base: |\n      oci:bases:base\n", "targets.a.base", "cannot rewrite the value"},
 	}
 	for _, tt := range tests {
-		_, _, err := Lock(context.Background(), file, []byte(tt.src), nil)
+		_, _, err := targets.Lock(file, []byte(tt.src), ResolveBase(context.Background(), nil))
 		var ce *targets.ConfigError
 		if !errors.As(err, &ce) || ce.Key != tt.key || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: got %v, want a config error on %s saying %q", tt.src, err, tt.key, tt.want)

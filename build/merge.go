@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -25,51 +24,57 @@ func ReadResults(files []string) ([]*RowResult, error) {
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return nil, &targets.ConfigError{Key: "--merge", Problem: err.Error(), Fix: "pass the release.json files of the split jobs"}
+			return nil, &InputError{Input: f, Problem: err.Error(), Fix: "pass the release.json files of the split jobs"}
 		}
 		var res Result
 		if err := json.Unmarshal(data, &res); err != nil {
-			return nil, &targets.ConfigError{Key: "--merge", Problem: fmt.Sprintf("%s is not a kiln release.json: %v", f, err)}
+			return nil, &InputError{Input: f, Problem: fmt.Sprintf("not a kiln release.json: %v", err)}
 		}
 		rows = append(rows, res.Rows...)
 	}
 	return rows, nil
 }
 
-// Merge is the fan-in of a split release: every row of the plan was built,
-// verified and pushed by digest by its own job; Merge checks that each row
-// is there and passed, assembles each target's multi-platform index from the
-// pushed images (exactly as a single-machine release would), pushes it and
-// tags. It refuses when a row is missing, failed or was not pushed.
-func Merge(ctx context.Context, p *targets.Plan, rows []*RowResult, opts Options) (*Result, error) {
+// Merge is the fan-in of a split release: every row cfg expands to was
+// built, verified and pushed by digest by its own job; Merge checks that
+// each row is there and passed, assembles each target's multi-platform index
+// from the pushed images (exactly as a single-machine release would), pushes
+// it, signs and tags. It refuses when a row is missing, failed or was not
+// pushed. It needs no facts: nothing is built here.
+func Merge(ctx context.Context, cfg *targets.Config, inputs []*RowResult, opts Options) (*Result, error) {
 	opts.Push = true // merging only happens in a registry
-	r := newRelease(p, opts)
+	r := newRelease(opts)
 	start := time.Now()
-	err := r.merge(ctx, rows)
-	r.res.Timings.add("total", time.Since(start))
-	r.res.Passed = err == nil
+	res := &Result{App: cfg.App.Name, Timings: Timings{}}
+	plan, err := r.merge(ctx, cfg, inputs, res)
+	res.Timings.add("total", time.Since(start))
+	res.Passed = err == nil
 	if err != nil {
-		r.res.Error = err.Error()
-		return r.res, err
+		res.Error = err.Error()
+		return res, err
 	}
-	if werr := r.res.WriteJSON(filepath.Join(p.Output, "release.json")); werr != nil {
-		return r.res, &RegistryError{Op: "writing release.json", Err: werr}
+	if werr := res.WriteJSON(filepath.Join(plan.Output, "release.json")); werr != nil {
+		return res, &RegistryError{Op: "writing release.json", Err: werr}
 	}
-	return r.res, nil
+	return res, nil
 }
 
-func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
-	cfg := r.plan.Config
+func (r *release) merge(ctx context.Context, cfg *targets.Config, inputs []*RowResult, res *Result) (*targets.Plan, error) {
 	if cfg.Image.Repository == "" {
-		return cfg.Errorf("image.repository", "set image.repository to the registry the split jobs pushed to", "--merge needs the registry the rows were pushed to")
+		return nil, cfg.Errorf("image.repository", "set image.repository to the registry the split jobs pushed to", "merging needs the registry the rows were pushed to")
 	}
-	repo, err := name.NewRepository(cfg.Image.Repository)
+	plan, err := targets.Expand(cfg, targets.Selection{})
 	if err != nil {
-		return cfg.Errorf("image.repository", "", "%v", err)
+		return nil, err
 	}
-	r.res.Repository = repo.String()
-	if err := r.imageSpec(ctx); err != nil {
-		return err
+	repo, err := r.repository(cfg)
+	if err != nil {
+		return nil, err
+	}
+	res.Repository = repo.String()
+	spec, err := imageSpec(ctx, filepath.Dir(cfg.File), cfg, r.opts.HostEnv)
+	if err != nil {
+		return nil, err
 	}
 	byKey := map[string]*RowResult{}
 	var problems []string
@@ -80,7 +85,8 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 		}
 		byKey[key] = in
 	}
-	for _, row := range r.plan.Rows {
+	var rows []*pubRow
+	for _, row := range plan.Rows {
 		key := row.Target.Name + " " + row.Platform.String()
 		in, ok := byKey[key]
 		switch {
@@ -93,56 +99,52 @@ func (r *release) merge(ctx context.Context, inputs []*RowResult) error {
 		case len(in.Checks) == 0:
 			problems = append(problems, key+": the row records no verification")
 		default:
-			rs := &rowState{row: row, res: in}
+			pr := &pubRow{row: row, digest: in.ImageDigest, baseDigest: in.Base.Digest, checks: in.Checks}
 			if bi, err := debug.ParseBuildInfo(in.BuildInfo); err == nil && in.BuildInfo != "" {
-				rs.buildInfo = bi // the split job's binary, for the SBOM
+				pr.buildInfo = bi // the split job's binary, for the SBOM
 			}
-			r.rows = append(r.rows, rs)
-			r.res.Rows = append(r.res.Rows, in)
+			rows = append(rows, pr)
+			res.Rows = append(res.Rows, in)
 		}
 	}
 	if len(problems) > 0 {
-		return &VerifyError{Failures: append([]string{"refusing to merge:"}, problems...)}
+		return nil, &VerifyError{Failures: append([]string{"refusing to merge:"}, problems...)}
 	}
 
 	remoteOpts := append(slices.Clone(r.registry), remote.WithContext(ctx))
-	for _, rs := range r.rows {
-		ref := repo.Digest(rs.res.ImageDigest)
+	for _, pr := range rows {
+		ref := repo.Digest(pr.digest)
 		img, err := remote.Image(ref, remoteOpts...)
 		if err != nil {
-			return &RegistryError{Op: "fetching the pushed row", Ref: ref.String(), Err: err}
+			return nil, &RegistryError{Op: "fetching the pushed row", Ref: ref.String(), Err: err}
 		}
-		rs.image = plainImage{img}
+		pr.image = plainImage{img}
 	}
-	bases := map[string]*Base{}
-	for _, t := range r.plan.Targets {
-		b := &Base{Ref: t.Base}
-		if t.Base.Digest != "" {
-			if b.Digest, err = v1.NewHash(t.Base.Digest); err != nil {
-				return err
-			}
-		}
-		bases[t.Base.Raw] = b
-	}
-	arts, err := r.artifacts(bases)
+	signer, err := newSigner(ctx, cfg.Sign, r.registry)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if r.signer, err = newSigner(ctx, cfg.Sign, r.registry); err != nil {
-		return err
+	baseDigest := func(t *targets.Target) v1.Hash {
+		d, _ := v1.NewHash(t.Base.Digest) // validated: zero for scratch
+		return d
 	}
-	r.publishing = true
-	if err := push(ctx, repo, arts, remoteOpts); err != nil {
-		return err
-	}
-	r.recordPublished(arts, repo, 0)
-	if r.signer != nil {
-		// The SBOMs come from the build info the split jobs recorded.
-		if err := r.signPushed(ctx, repo, arts); err != nil {
-			return err
+	pub, err := r.publishStages(ctx, plan, rows, baseDigest, spec, signer, repo, res.Timings)
+	for i, pr := range rows {
+		in, id := res.Rows[i], pr.row.ID()
+		in.IndexDigest = pub.indexes[id]
+		if pub.done {
+			in.Status, in.Ref, in.Pushed = StatusOK, pub.refs[id], true
+			if in.Timings == nil {
+				in.Timings = Timings{}
+			}
+			in.Timings.add("publish", pub.publish)
+		}
+		in.Signed = in.Signed || pub.signed[id]
+		if tags, ok := pub.tags[id]; ok {
+			in.Tags = tags
 		}
 	}
-	return r.tag(ctx, repo, arts, remoteOpts)
+	return plan, err
 }
 
 // failedCheck names the first failed check, or "".

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,7 +16,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kilnbuild/kiln/internal/layoutdir"
+	"github.com/kilnbuild/kiln/targets"
+	"github.com/kilnbuild/kiln/verify"
 )
+
+// pubRow is a verified row as the publishing stages take it: built and
+// verified by this release, or by a split job (--merge).
+type pubRow struct {
+	row        targets.Row
+	image      v1.Image
+	digest     string // the image's
+	baseDigest string // the base platform manifest's; "" for scratch
+	buildInfo  *buildinfo.BuildInfo
+	checks     []verify.Finding
+}
 
 // artifact is what a target publishes: one image, or an index of platform
 // images. Exactly one of image and index is set.
@@ -24,11 +38,55 @@ type artifact struct {
 	image  v1.Image
 	index  v1.ImageIndex
 	tags   []string // full tags, e.g. latest-static and latest
-	rows   []*rowState
+	rows   []*pubRow
 
 	// perPlatform names each platform image of an index (static-linux-amd64),
 	// so tools that cannot pick a platform from an index (umoci) can use it.
 	perPlatform map[string]v1.Image
+}
+
+// artifacts groups rows by target: one image, or an index when the target
+// has several platforms, annotated with the base's digest baseDigest gives.
+func artifacts(plan *targets.Plan, rows []*pubRow, baseDigest func(*targets.Target) v1.Hash, spec ImageSpec) ([]*artifact, error) {
+	var arts []*artifact
+	for _, t := range plan.Targets {
+		var mine []*pubRow
+		for _, pr := range rows {
+			if pr.row.Target.Name == t.Name {
+				mine = append(mine, pr)
+			}
+		}
+		a := &artifact{target: t.Name, rows: mine}
+		for _, tg := range plan.Config.Image.Tags {
+			a.tags = append(a.tags, tg+"-"+t.Name)
+		}
+		if t.Default {
+			a.tags = append(a.tags, plan.Config.Image.Tags...)
+		}
+		if len(mine) == 1 {
+			a.image = mine[0].image
+			arts = append(arts, a)
+			continue
+		}
+		images := make([]v1.Image, len(mine))
+		platforms := make([]targets.Platform, len(mine))
+		for i, pr := range mine {
+			images[i], platforms[i] = pr.image, pr.row.Platform
+		}
+		idx, err := Index(images, platforms, t.Base, baseDigest(t), spec)
+		if err == nil {
+			_, err = idx.Digest()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("building the index of %s: %w", t.Name, err)
+		}
+		a.index, a.perPlatform = idx, map[string]v1.Image{}
+		for _, pr := range mine {
+			a.perPlatform[pr.row.ID()] = pr.image
+		}
+		arts = append(arts, a)
+	}
+	return arts, nil
 }
 
 func (a *artifact) taggable() remote.Taggable {

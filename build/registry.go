@@ -12,13 +12,13 @@ import (
 // one request (Options.RegistryTimeout).
 const DefaultRegistryTimeout = 2 * time.Minute
 
-// registryOptions are the options of every registry conversation kiln has:
+// RegistryOptions are the options of every registry conversation kiln has:
 // credentials from keychain, and go-containerregistry's transport with a
 // limit on how long a registry may take to start answering. Without it a
 // registry that accepts connections and never answers hangs a release until
 // the CI job's own timeout. Uploads are not limited, only the wait for the
 // response after one. A zero timeout means DefaultRegistryTimeout.
-func registryOptions(keychain authn.Keychain, timeout time.Duration) []remote.Option {
+func RegistryOptions(keychain authn.Keychain, timeout time.Duration) []remote.Option {
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}

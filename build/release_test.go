@@ -30,11 +30,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"go.yaml.in/yaml/v3"
-
 	kilncache "github.com/kilnbuild/kiln/internal/cache"
-	"github.com/kilnbuild/kiln/sign"
 	"github.com/kilnbuild/kiln/targets"
+	"github.com/kilnbuild/kiln/verify"
 )
 
 func TestBinaryLayerIsDeterministic(t *testing.T) {
@@ -175,8 +173,17 @@ func (f *fixture) baseDigest(t *testing.T) string {
 	return m.Manifests[0].Digest.String()
 }
 
-// plan builds a Plan for the fixture app with the given targets section.
-func (f *fixture) plan(t *testing.T, targetsYAML string, sel targets.Selection) *targets.Plan {
+// planned is a config of the fixture app and the rows selected from it.
+type planned struct {
+	cfg *targets.Config
+	sel targets.Selection
+}
+
+// output is the release's output directory.
+func (c planned) output() string { return filepath.Join(filepath.Dir(c.cfg.File), c.cfg.Image.Output) }
+
+// plan decodes a config for the fixture app with the given targets section.
+func (f *fixture) plan(t *testing.T, targetsYAML string, sel targets.Selection) planned {
 	t.Helper()
 	src := "version: 1\napp:\n  name: app\n  dir: app\n  main: .\n  ldflags: [-s, -w]\nimage:\n  repository: " + f.registry + "/acme/app\n" +
 		"  env: [APP_MODE=prod]\n  labels: {team: kiln}\nplatforms: [linux/amd64, linux/arm64]\ntargets:\n" + targetsYAML
@@ -184,20 +191,16 @@ func (f *fixture) plan(t *testing.T, targetsYAML string, sel targets.Selection) 
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := targets.Decode(file, []byte(src), nestSettings(t, src))
+	cfg, err := targets.Decode(file, []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := targets.NewPlan(cfg, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return planned{cfg, sel}
 }
 
-func (f *fixture) release(t *testing.T, p *targets.Plan, push bool) (*Result, error) {
+func (f *fixture) release(t *testing.T, p planned, push bool) (*Result, error) {
 	t.Helper()
-	return Release(context.Background(), p, Options{Push: push, Jobs: 2, HostEnv: os.Environ(), Keychain: authn.DefaultKeychain})
+	return Release(context.Background(), p.cfg, p.sel, Options{Push: push, Jobs: 2, HostEnv: os.Environ(), Keychain: authn.DefaultKeychain})
 }
 
 func TestReleasePushesThenTagsAndIsReproducible(t *testing.T) {
@@ -299,7 +302,7 @@ func TestNothingIsPushedWhenOneTargetFailsToCompile(t *testing.T) {
 	if len(repos) != 0 {
 		t.Errorf("registry has repositories after a failed release: %v", repos)
 	}
-	if _, err := os.Stat(filepath.Join(p.Output, "release.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(p.output(), "release.json")); err != nil {
 		t.Errorf("release.json should record the failure: %v", err)
 	}
 }
@@ -311,7 +314,7 @@ func TestReleaseWritesALayoutOnlyWhenComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp, err := layout.FromPath(filepath.Join(p.Output, "oci"))
+	lp, err := layout.FromPath(filepath.Join(p.output(), "oci"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +336,7 @@ func TestReleaseWritesALayoutOnlyWhenComplete(t *testing.T) {
 	if _, err := f.release(t, broken, false); err == nil {
 		t.Fatal("broken build succeeded")
 	}
-	ii2, err := layout.ImageIndexFromPath(filepath.Join(p.Output, "oci"))
+	ii2, err := layout.ImageIndexFromPath(filepath.Join(p.output(), "oci"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,30 +397,6 @@ func digestOf(t *testing.T, ii v1.ImageIndex) v1.Hash {
 		t.Fatal(err)
 	}
 	return d
-}
-
-// nestSettings is what the CLI's viper instance hands to Decode: the file's
-// YAML with the defaults under it.
-func nestSettings(t *testing.T, src string) map[string]any {
-	t.Helper()
-	settings := map[string]any{}
-	if err := yaml.Unmarshal([]byte(src), &settings); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range targets.Defaults() {
-		m := settings
-		parts := strings.Split(k, ".")
-		for _, p := range parts[:len(parts)-1] {
-			if _, ok := m[p].(map[string]any); !ok {
-				m[p] = map[string]any{}
-			}
-			m = m[p].(map[string]any)
-		}
-		if _, ok := m[parts[len(parts)-1]]; !ok {
-			m[parts[len(parts)-1]] = v
-		}
-	}
-	return settings
 }
 
 func TestAFailingImageIsNeverPublished(t *testing.T) {
@@ -551,7 +530,7 @@ func TestWarmReleaseReusesOnlyWhatItMay(t *testing.T) {
 	sel := targets.Selection{Platforms: []string{"linux/amd64"}}
 	release := func(extra string) (*Result, error) {
 		p := f.plan(t, fmt.Sprintf(static, f.baseDigest(t), extra), sel)
-		return Release(t.Context(), p, Options{Jobs: 2, HostEnv: os.Environ(), Cache: c})
+		return Release(t.Context(), p.cfg, p.sel, Options{Jobs: 2, HostEnv: os.Environ(), Cache: c})
 	}
 	first, err := release("")
 	if err != nil {
@@ -603,8 +582,8 @@ func TestPinnedBaseComesFromTheCache(t *testing.T) {
 	release := func(repo string) *Result {
 		t.Helper()
 		p := f.plan(t, "  static:\n    libc: none\n    base: "+f.registry+"/bases/base@"+d.String()+"\n    default: true\n", targets.Selection{})
-		p.Config.Image.Repository = f.registry + "/" + repo
-		res, err := Release(t.Context(), p, Options{Push: true, Jobs: 2, HostEnv: os.Environ(), Cache: c})
+		p.cfg.Image.Repository = f.registry + "/" + repo
+		res, err := Release(t.Context(), p.cfg, p.sel, Options{Push: true, Jobs: 2, HostEnv: os.Environ(), Cache: c})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -652,7 +631,7 @@ func TestASilentRegistryFailsTheRelease(t *testing.T) {
 	t.Cleanup(func() { close(silent) }) // runs first: the handlers return, Close can finish
 	host := strings.TrimPrefix(srv.URL, "http://")
 	p := f.plan(t, "  static:\n    libc: none\n    base: "+host+"/bases/base@sha256:"+strings.Repeat("a", 64)+"\n", targets.Selection{})
-	_, err := Release(t.Context(), p, Options{Jobs: 2, HostEnv: os.Environ(), RegistryTimeout: 300 * time.Millisecond})
+	_, err := Release(t.Context(), p.cfg, p.sel, Options{Jobs: 2, HostEnv: os.Environ(), RegistryTimeout: 300 * time.Millisecond})
 	var re *RegistryError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "timeout awaiting response headers") {
 		t.Fatalf("want a RegistryError naming the timeout, got %v", err)
@@ -666,7 +645,7 @@ func TestPreCompileProblemsAreReportedInAFixedOrder(t *testing.T) {
 	missing := "sha256:" + strings.Repeat("0", 64)
 	p := f.plan(t, "  static:\n    libc: none\n    base: oci:bases:base@"+missing+"\nsign:\n  key: nope.key\n", targets.Selection{})
 	for range 5 {
-		_, err := Release(t.Context(), p, Options{HostEnv: os.Environ()})
+		_, err := Release(t.Context(), p.cfg, p.sel, Options{HostEnv: os.Environ()})
 		var ce *targets.ConfigError
 		if !errors.As(err, &ce) || ce.Key != "targets.static.base" {
 			t.Fatalf("want the base's config error before the key's, got %v", err)
@@ -679,17 +658,53 @@ func TestPreCompileProblemsAreReportedInAFixedOrder(t *testing.T) {
 func TestAMissingSBOMStopsSigning(t *testing.T) {
 	f := newFixture(t)
 	p := f.plan(t, "  static:\n    libc: none\n    base: scratch\n", targets.Selection{Platforms: []string{"linux/amd64"}})
-	p.Config.Sign.Attest = []string{"sbom", "verification"}
-	r := newRelease(p, Options{})
-	rs := &rowState{row: p.Rows[0], res: &RowResult{}} // as a merge of a release.json without build_info
-	_, err := r.attestations([]*artifact{{target: "static", rows: []*rowState{rs}}})
-	var se *sign.Error
-	if !errors.As(err, &se) || !strings.Contains(err.Error(), "build info is not known") {
-		t.Fatalf("want a sign.Error about the missing build info, got %v", err)
+	plan, err := targets.Expand(p.cfg, p.sel)
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.Config.Sign.Attest = []string{"verification"}
-	atts, err := r.attestations([]*artifact{{target: "static", rows: []*rowState{rs}}})
-	if err != nil || len(atts[rs]) != 1 {
-		t.Fatalf("verification only: %v, %d attestations", err, len(atts[rs]))
+	p.cfg.Sign.Attest = []string{"sbom", "verification"}
+	pr := &pubRow{row: plan.Rows[0]} // as a merge of a release.json without build_info
+	arts := []*artifact{{target: "static", rows: []*pubRow{pr}}}
+	_, err = attestations(p.cfg, "", ImageSpec{}, arts)
+	var se *SignError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "build info is not known") {
+		t.Fatalf("want a SignError about the missing build info, got %v", err)
+	}
+	p.cfg.Sign.Attest = []string{"verification"}
+	atts, err := attestations(p.cfg, "", ImageSpec{}, arts)
+	if err != nil || len(atts[pr]) != 1 {
+		t.Fatalf("verification only: %v, %d attestations", err, len(atts[pr]))
+	}
+}
+
+// A row's status is computed from what the stages produced: its own
+// failure first, then how far publishing got.
+func TestRowStatus(t *testing.T) {
+	passed := &verify.Report{Passed: true, Checks: []verify.Finding{{ID: "elf.arch", Status: verify.Pass}}}
+	failed := &verify.Report{Checks: []verify.Finding{{ID: "files.certs", Status: verify.Fail, Evidence: "no CA bundle"}}}
+	pushErr := &RegistryError{Op: "pushing to", Ref: "r", Err: errors.New("denied")}
+	gate := &VerifyError{Failures: []string{"bad linux/amd64: files.certs: no CA bundle"}}
+	tests := []struct {
+		name      string
+		b         rowBuild
+		pub       published
+		err       error
+		status    string
+		errPrefix string
+	}{
+		{"compile failed", rowBuild{err: &CompileError{Row: "a", Err: errors.New("exit status 1")}}, published{}, errors.New("x"), StatusFailed, "compiling a"},
+		{"stopped by another", rowBuild{stopped: true}, published{}, errors.New("x"), StatusNotBuilt, "stopped: another build failed"},
+		{"never reached", rowBuild{}, published{}, errors.New("x"), StatusNotBuilt, ""},
+		{"its checks failed", rowBuild{report: failed}, published{}, gate, StatusFailed, "verification failed: files.certs: no CA bundle"},
+		{"another row failed", rowBuild{report: passed}, published{}, gate, StatusNotPublished, "not published: verification failed:"},
+		{"publishing failed", rowBuild{report: passed}, published{started: true}, pushErr, StatusFailed, "pushing to r: denied"},
+		{"published, then signing failed", rowBuild{report: passed}, published{started: true, done: true}, errors.New("signing"), StatusOK, ""},
+		{"published", rowBuild{report: passed}, published{started: true, done: true}, nil, StatusOK, ""},
+	}
+	for _, tt := range tests {
+		status, msg := rowStatus(&tt.b, tt.pub, tt.err)
+		if status != tt.status || !strings.HasPrefix(msg, tt.errPrefix) || tt.errPrefix == "" && msg != "" {
+			t.Errorf("%s: %q, %q; want %q, %q…", tt.name, status, msg, tt.status, tt.errPrefix)
+		}
 	}
 }

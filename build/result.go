@@ -7,12 +7,15 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rogpeppe/go-internal/renameio"
+
+	"github.com/kilnbuild/kiln/targets"
 	"github.com/kilnbuild/kiln/verify"
 )
 
 // Result is what a release did: the model behind release.json, the summary
-// table and --json output. It is filled in as stages finish, so a failed
-// release still says how far each row got.
+// table and --json output. It is made from the stages' results at the end,
+// so a failed release still says how far each row got.
 type Result struct {
 	App        string       `json:"app"`
 	Passed     bool         `json:"passed"`
@@ -70,9 +73,72 @@ const (
 	StatusOK           = "ok"
 	StatusFailed       = "failed"
 	StatusNotBuilt     = "not built"     // another row failed first
-	StatusVerified     = "verified"      // built and verified, not yet published
 	StatusNotPublished = "not published" // verified, but another row failed, so nothing was published
 )
+
+// newRowResult is a row's result before any stage ran.
+func newRowResult(row targets.Row, builder string) *RowResult {
+	return &RowResult{
+		Target: row.Target.Name, Platform: row.Platform.String(), Libc: string(row.Target.Libc),
+		CGOEnabled: row.CGO(), BuildTags: row.Target.Tags, Base: BaseInfo{Name: row.Target.Base.Name()},
+		Warnings: row.Warnings, Timings: Timings{}, Tags: []string{}, Builder: builder,
+	}
+}
+
+// rowResults makes each row's result from what the stages produced: its
+// build, what publishing did (zero when it never started) and how the
+// release ended (err).
+func rowResults(builds []*rowBuild, pub published, err error) []*RowResult {
+	out := make([]*RowResult, len(builds))
+	for i, b := range builds {
+		id := b.row.ID()
+		rr := newRowResult(b.row, b.builder)
+		rr.Base.Digest = digestString(b.base.digest)
+		rr.Timings = b.timings
+		if b.image != nil {
+			rr.ImageDigest = b.digest.String()
+		}
+		if b.buildInfo != nil {
+			rr.BuildInfo = b.buildInfo.String()
+		}
+		if b.report != nil {
+			rr.Checks, rr.DNSLoad, rr.VerifyCached = b.report.Checks, b.report.DNSLoad, b.cached
+		}
+		rr.IndexDigest, rr.Ref, rr.Pushed, rr.Signed = pub.indexes[id], pub.refs[id], pub.pushed, pub.signed[id]
+		if tags, ok := pub.tags[id]; ok {
+			rr.Tags = tags
+		}
+		if pub.done {
+			rr.Timings.add("publish", pub.publish)
+		}
+		rr.Status, rr.Error = rowStatus(b, pub, err)
+		out[i] = rr
+	}
+	return out
+}
+
+// rowStatus is a row's status and error: its own failure first, then how
+// far the release got.
+func rowStatus(b *rowBuild, pub published, err error) (string, string) {
+	switch {
+	case b.err != nil:
+		return StatusFailed, b.err.Error()
+	case b.stopped:
+		return StatusNotBuilt, "stopped: another build failed"
+	case b.report == nil:
+		return StatusNotBuilt, ""
+	case !b.report.Passed:
+		f := b.report.Failures()[0]
+		return StatusFailed, fmt.Sprintf("verification failed: %s: %s", f.ID, f.Evidence)
+	case pub.done: // published: signing or tagging may fail after, the image is out
+		return StatusOK, ""
+	case pub.started:
+		return StatusFailed, err.Error()
+	case err != nil:
+		return StatusNotPublished, "not published: " + firstLineOf(err.Error())
+	}
+	return StatusOK, ""
+}
 
 // WriteJSON writes r as indented JSON to path, creating its directory.
 func (r *Result) WriteJSON(path string) error {
@@ -83,9 +149,8 @@ func (r *Result) WriteJSON(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := renameio.WriteFile(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	return os.Chmod(path, 0o644) // renameio's temp file is 0600
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"time"
+	"sync"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/errgroup"
 
@@ -16,9 +14,13 @@ import (
 	"github.com/kilnbuild/kiln/targets"
 )
 
+// The signing stage of a release: every published image and index signed,
+// each platform image's attestations attached, after everything was
+// published and before any tag is written.
+
 // newSigner loads the signing key of the config, before anything is built:
 // a wrong password or a missing key must not cost a build, and nothing is
-// signed (or pushed) after it fails.
+// signed (or pushed) after it fails. It is nil when nothing is signed.
 func newSigner(ctx context.Context, cfg targets.SignConfig, registry []remote.Option) (*sign.Signer, error) {
 	if !cfg.Enabled() {
 		return nil, nil
@@ -29,14 +31,31 @@ func newSigner(ctx context.Context, cfg targets.SignConfig, registry []remote.Op
 	})
 }
 
-// signPushed signs every pushed digest (each target's index and each of its
-// platform images) and attaches each platform image's attestations, after
-// every target was pushed and before any tag is written. Subjects are
-// signed concurrently; what one subject gets is written in order, since its
-// signatures and attestations accumulate under one tag each.
-func (r *release) signPushed(ctx context.Context, repo name.Repository, arts []*artifact) error {
-	start := time.Now()
-	atts, err := r.attestations(arts)
+// signing is one signing stage: what it signs with and for, and which rows
+// it signed (by row ID).
+type signing struct {
+	*release
+	signer *sign.Signer
+	plan   *targets.Plan
+	spec   ImageSpec
+
+	mu     sync.Mutex
+	signed map[string]bool
+}
+
+func (s *signing) done(pr *pubRow) {
+	s.mu.Lock()
+	s.signed[pr.row.ID()] = true
+	s.mu.Unlock()
+}
+
+// pushed signs every pushed digest (each target's index and each of its
+// platform images) and attaches each platform image's attestations.
+// Subjects are signed concurrently; what one subject gets is written in
+// order, since its signatures and attestations accumulate under one tag
+// each.
+func (s *signing) pushed(ctx context.Context, repo name.Repository, arts []*artifact) error {
+	atts, err := attestations(s.plan.Config, s.opts.UserAgent, s.spec, arts)
 	if err != nil {
 		return err
 	}
@@ -48,20 +67,20 @@ func (r *release) signPushed(ctx context.Context, repo name.Repository, arts []*
 			return err
 		}
 		if a.index != nil {
-			g.Go(func() error { return r.signer.SignRemote(gctx, repo.Digest(d.String())) })
+			g.Go(func() error { return s.signer.SignRemote(gctx, repo.Digest(d.String())) })
 		}
-		for _, rs := range a.rows {
+		for _, pr := range a.rows {
 			g.Go(func() error {
-				ref := repo.Digest(rs.res.ImageDigest)
-				if err := r.signer.SignRemote(gctx, ref); err != nil {
+				ref := repo.Digest(pr.digest)
+				if err := s.signer.SignRemote(gctx, ref); err != nil {
 					return err
 				}
-				for _, att := range atts[rs] {
-					if err := r.signer.AttestRemote(gctx, ref, att.predicateType, att.predicate); err != nil {
+				for _, att := range atts[pr] {
+					if err := s.signer.AttestRemote(gctx, ref, att.predicateType, att.predicate); err != nil {
 						return err
 					}
 				}
-				rs.res.Signed = true
+				s.done(pr)
 				return nil
 			})
 		}
@@ -71,42 +90,39 @@ func (r *release) signPushed(ctx context.Context, repo name.Repository, arts []*
 	}
 	for _, a := range arts {
 		d, _ := a.digest()
-		r.progress("sign", nil, "%s: %s@%s", a.target, repo, d)
+		s.progress("sign", nil, "%s: %s@%s", a.target, repo, d)
 	}
-	r.res.Timings.add("sign", time.Since(start))
 	return nil
 }
 
-// signLayouts writes one cosign-readable layout per target under
+// layouts writes one cosign-readable layout per target under
 // <output>/signed/<target> (a layout can carry the signatures of a single
 // subject), signs the target's image or index there and attaches each
 // platform image's attestations to it.
-func (r *release) signLayouts(ctx context.Context, arts []*artifact) error {
-	start := time.Now()
-	atts, err := r.attestations(arts)
+func (s *signing) layouts(ctx context.Context, arts []*artifact) error {
+	atts, err := attestations(s.plan.Config, s.opts.UserAgent, s.spec, arts)
 	if err != nil {
 		return err
 	}
 	for _, a := range arts {
-		dir := filepath.Join(r.plan.Output, "signed", a.target)
+		dir := filepath.Join(s.plan.Output, "signed", a.target)
 		d, err := sign.WriteSignedLayout(dir, a.taggable())
 		if err != nil {
 			return err
 		}
-		if err := r.signer.SignLayout(ctx, dir, d); err != nil {
+		if err := s.signer.SignLayout(ctx, dir, d); err != nil {
 			return err
 		}
-		for _, rs := range a.rows {
-			for _, att := range atts[rs] {
-				if err := r.signer.AttestLayout(ctx, dir, d, att.predicateType, att.predicate); err != nil {
+		for _, pr := range a.rows {
+			for _, att := range atts[pr] {
+				if err := s.signer.AttestLayout(ctx, dir, d, att.predicateType, att.predicate); err != nil {
 					return err
 				}
 			}
-			rs.res.Signed = true
+			s.done(pr)
 		}
-		r.progress("sign", nil, "%s: %s", a.target, dir)
+		s.progress("sign", nil, "%s: %s", a.target, dir)
 	}
-	r.res.Timings.add("sign", time.Since(start))
 	return nil
 }
 
@@ -119,57 +135,34 @@ type attestation struct {
 // of its binary and base, and its verification report. They are all made
 // before anything is signed, so one that cannot be made leaves no row
 // signed without it.
-func (r *release) attestations(arts []*artifact) (map[*rowState][]attestation, error) {
-	cfg := r.plan.Config.Sign
-	out := map[*rowState][]attestation{}
+func attestations(cfg *targets.Config, kilnVersion string, spec ImageSpec, arts []*artifact) (map[*pubRow][]attestation, error) {
+	out := map[*pubRow][]attestation{}
 	for _, a := range arts {
-		for _, rs := range a.rows {
-			if cfg.Attests("sbom") {
-				if rs.buildInfo == nil {
-					return nil, &sign.Error{Op: "making the SBOM of " + rs.row.ID(), Err: fmt.Errorf("the binary's build info is not known (a release.json from a kiln older than its merge?); run the split job again, or drop sbom from sign.attest")}
+		for _, pr := range a.rows {
+			if cfg.Sign.Attests("sbom") {
+				if pr.buildInfo == nil {
+					return nil, &SignError{Op: "making the SBOM of " + pr.row.ID(), Err: fmt.Errorf("the binary's build info is not known (a release.json from a kiln older than its merge?); run the split job again, or drop sbom from sign.attest")}
 				}
-				base := sign.BaseRef{Name: rs.row.Target.Base.Name(), Digest: rs.res.Base.Digest}
-				sbom, err := sign.SBOM(r.plan.Config.App.Name, rs.buildInfo, base, r.spec.Created)
+				base := sign.BaseRef{Name: pr.row.Target.Base.Name(), Digest: pr.baseDigest}
+				sbom, err := sign.SBOM(cfg.App.Name, pr.buildInfo, base, spec.Created)
 				if err != nil {
-					return nil, &sign.Error{Op: "making the SBOM of " + rs.row.ID(), Err: err}
+					return nil, &SignError{Op: "making the SBOM of " + pr.row.ID(), Err: err}
 				}
-				out[rs] = append(out[rs], attestation{sign.SBOMPredicateType, sbom})
+				out[pr] = append(out[pr], attestation{sign.SBOMPredicateType, sbom})
 			}
-			if cfg.Attests("verification") {
-				p := sign.VerificationPredicate{KilnVersion: r.opts.UserAgent, Target: rs.row.Target.Name, Platform: rs.row.Platform.String(),
-					Libc: string(rs.row.Target.Libc), Passed: failedCheck(rs.res.Checks) == ""}
-				for _, c := range rs.res.Checks {
+			if cfg.Sign.Attests("verification") {
+				p := sign.VerificationPredicate{KilnVersion: kilnVersion, Target: pr.row.Target.Name, Platform: pr.row.Platform.String(),
+					Libc: string(pr.row.Target.Libc), Passed: failedCheck(pr.checks) == ""}
+				for _, c := range pr.checks {
 					p.Checks = append(p.Checks, sign.Check{ID: c.ID, Status: string(c.Status), Evidence: c.Evidence})
 				}
 				data, err := p.JSON()
 				if err != nil {
-					return nil, &sign.Error{Op: "making the verification attestation of " + rs.row.ID(), Err: err}
+					return nil, &SignError{Op: "making the verification attestation of " + pr.row.ID(), Err: err}
 				}
-				out[rs] = append(out[rs], attestation{sign.VerificationPredicateType, data})
+				out[pr] = append(out[pr], attestation{sign.VerificationPredicateType, data})
 			}
 		}
 	}
 	return out, nil
-}
-
-// SignImage signs one image or index already in a registry, by digest
-// (kiln sign). A tag is refused: what it points to can change between
-// reading and signing.
-func SignImage(ctx context.Context, ref string, cfg targets.SignConfig, keychain authn.Keychain) (v1.Hash, error) {
-	d, err := name.NewDigest(ref)
-	if err != nil {
-		return v1.Hash{}, &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("%q is not a reference by digest (%v)", ref, err),
-			Fix: "sign REPO@sha256:…; signing a tag is a race (`crane digest REPO:TAG` gives the digest)"}
-	}
-	s, err := newSigner(ctx, cfg, registryOptions(keychain, 0))
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	if s == nil {
-		return v1.Hash{}, &targets.ConfigError{Key: "--key", Problem: "no key to sign with", Fix: "pass --key cosign.key (or env://VAR, or a KMS URI)"}
-	}
-	if err := s.SignRemote(ctx, d); err != nil {
-		return v1.Hash{}, err
-	}
-	return v1.NewHash(d.DigestStr())
 }

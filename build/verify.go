@@ -3,95 +3,86 @@ package build
 import (
 	"context"
 	"fmt"
-	"strings"
-
-	"github.com/google/go-containerregistry/pkg/authn"
+	"time"
 
 	"github.com/kilnbuild/kiln/targets"
 	"github.com/kilnbuild/kiln/verify"
 )
 
-// VerifyError is a verification that failed: the image would not start or
-// not resolve names as required. The CLI maps it to exit code 1.
-type VerifyError struct {
-	Failures []string // "static linux/amd64: link.interp: PT_INTERP … is not in the image"
-}
-
-func (e *VerifyError) Error() string {
-	return "verification failed:\n" + strings.Join(e.Failures, "\n")
-}
-
-// VerifyOptions say what to check in an image kiln did not necessarily
-// build (kiln verify).
-type VerifyOptions struct {
-	Platforms []targets.Platform // empty: every platform the image has
-	Binary    string             // "" is the entrypoint
-	Policy    targets.Policy
-	Keychain  authn.Keychain
-	Runner    *verify.Runner
-}
-
-// VerifyImage loads an image by reference (a registry reference, or
-// oci:<layout>[:<name>][@sha256:…]) and verifies each of its platforms. The
-// libc expectation is inferred from each binary.
-func VerifyImage(ctx context.Context, ref string, opts VerifyOptions) ([]*verify.Report, error) {
-	r, err := targets.ParseBase(ref)
-	if err != nil || r.Kind == targets.BaseScratch {
-		return nil, &targets.ConfigError{Key: "IMAGE", Problem: fmt.Sprintf("%q is not an image reference", ref),
-			Fix: "give a registry reference (host/repo:tag or @sha256:…) or oci:<layout>[:<name>][@sha256:…]"}
+// verifyRow runs the checks of SPEC §4 on a row's image and keeps the
+// report. A failing check is in the report, not an error: the release goes
+// on verifying the other rows so the report names every problem, and then
+// publishes nothing. The error is an image that could not be read.
+func (r *release) verifyRow(ctx context.Context, prep *Prepared, b *rowBuild, runner *verify.Runner) error {
+	start := time.Now()
+	t := b.row.Target
+	in := verify.Input{
+		Image: b.image, Ref: b.row.ID(), Platform: b.row.Platform,
+		Libc: t.Libc, Link: t.Link, Policy: t.Policy, Runner: runner,
+		Scratch: t.Base.Kind == targets.BaseScratch,
 	}
-	if r.Kind == targets.BaseLayout && r.Digest == "" && r.RefName == "" {
-		if r.RefName, err = onlyLayoutEntry(r.Path); err != nil {
-			return nil, err
-		}
+	if !in.Scratch {
+		in.BaseName, in.BaseDigest = t.Base.Name(), b.base.digest.String()
 	}
-	b, err := LoadBase(ctx, r, opts.Keychain)
+	rep, cached, err := r.verifyImage(ctx, prep, b, in)
+	b.timings.add("verify", time.Since(start))
 	if err != nil {
-		return nil, atKey(err, "", 0, "IMAGE", "check the reference: a registry image, or oci:<layout>[:<name>][@sha256:…] that the layout holds")
+		return &RegistryError{Op: "verifying", Ref: b.row.ID() + " (reading its image)", Err: err}
 	}
-	pls := opts.Platforms
-	if len(pls) == 0 {
-		if pls, err = b.Platforms(); err != nil {
-			return nil, &RegistryError{Op: "reading", Ref: ref, Err: err}
+	b.report, b.cached = rep, cached
+	if fails := rep.Failures(); len(fails) > 0 {
+		r.progress("verify", &b.row, "FAILED %s: %s", fails[0].ID, fails[0].Evidence)
+		return nil
+	}
+	skipped := 0
+	for _, c := range rep.Checks {
+		if c.Status == verify.Skip {
+			skipped++
 		}
 	}
-	var reports []*verify.Report
-	for _, pl := range pls {
-		img, _, err := b.PlatformImage(pl)
-		if err != nil {
-			return nil, atKey(err, "", 0, "--platform", "ask for a platform the image has, or leave --platform out to check them all")
-		}
-		rep, err := verify.Image(ctx, verify.Input{Image: img, Ref: ref, Platform: pl, Binary: opts.Binary, Policy: opts.Policy, Runner: opts.Runner})
-		if err != nil {
-			return nil, &RegistryError{Op: "reading the files of", Ref: ref + " (" + pl.String() + ")", Err: err}
-		}
-		reports = append(reports, rep)
+	how := ""
+	if cached {
+		how = ", cached"
 	}
-	return reports, nil
+	r.progress("verify", &b.row, "passed (%d checks, %d skipped%s)", len(rep.Checks), skipped, how)
+	return nil
 }
 
-// Platforms lists the platforms a base image has.
-func (b *Base) Platforms() ([]targets.Platform, error) {
-	if b.image != nil {
-		cf, err := b.image.ConfigFile()
+// verifyImage verifies a row's image. The static checks are a pure
+// function of the image (named by its digest), what the target expects of
+// it and kiln itself, so when run.* is off a report of the same inputs from
+// an earlier run is the answer, as go test reuses a passing test's result;
+// run.* is never cached. A base's files are flattened once per release and
+// only the binary layer is added for each row.
+func (r *release) verifyImage(ctx context.Context, prep *Prepared, b *rowBuild, in verify.Input) (*verify.Report, bool, error) {
+	c := r.opts.Cache
+	key := ""
+	if !in.Policy.Run {
+		keyed := in
+		keyed.Image, keyed.Runner = nil, nil
+		key = c.Key("verify/v1", b.digest.String(), keyed)
+		var rep verify.Report
+		if c.Get("verify", key, &rep) {
+			return &rep, true, nil
+		}
+	}
+	if !in.Scratch {
+		base, err := prep.files.get(b.base.image, b.base.digest)
 		if err != nil {
-			return nil, err
+			return nil, false, fmt.Errorf("reading the files of base %s: %w", in.BaseName, err)
 		}
-		return []targets.Platform{{OS: cf.OS, Arch: cf.Architecture, Variant: cf.Variant}}, nil
-	}
-	if b.index == nil {
-		return nil, fmt.Errorf("scratch has no platforms")
-	}
-	m, err := b.index.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	var out []targets.Platform
-	for _, d := range m.Manifests {
-		if d.Platform == nil || !d.MediaType.IsImage() || d.Platform.OS == "unknown" {
-			continue // attestation manifests and the like
+		layers, err := b.image.Layers()
+		if err != nil {
+			return nil, false, err
 		}
-		out = append(out, targets.Platform{OS: d.Platform.OS, Arch: d.Platform.Architecture, Variant: d.Platform.Variant})
+		in.FS = base.Clone()
+		if err := in.FS.AddLayer(layers[len(layers)-1]); err != nil {
+			return nil, false, err
+		}
 	}
-	return out, nil
+	rep, err := verify.Image(ctx, in)
+	if err == nil && rep.Passed && key != "" {
+		c.Put("verify", key, rep)
+	}
+	return rep, false, err
 }

@@ -1,7 +1,7 @@
 package targets
 
 // The cgo analysis runs `go list` twice per tags × platform, yet its answer
-// is a function of inputs that can be stat'ed in a millisecond, so Analyze
+// is a function of inputs that can be stat'ed in a millisecond, so ListCgo
 // keeps it in kiln's cache. The key holds everything that can change what go
 // list says about ImportPath, Standard, GoFiles, CgoFiles and Error:
 //

@@ -17,7 +17,7 @@ import (
 const glibcRow = "  glibc: {libc: glibc, base: 'oci:b@" + digest + "', platforms: [linux/amd64]}\n"
 
 // stopped is a cancelled context: go list cannot start under it, so an
-// Analyze that succeeds with it was answered from the cache.
+// ListCgo that succeeds with it was answered from the cache.
 func stopped() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -53,18 +53,19 @@ func newModule(t *testing.T, dir string) {
 }
 
 // analyze plans the module in dir with one target and returns the import
-// paths of the cgo packages Analyze finds for its row.
+// paths of the cgo packages ListCgo finds for its row.
 func analyze(t *testing.T, ctx context.Context, dir, targetsYAML string, c *cache.Cache) ([]string, error) {
 	t.Helper()
 	p, err := planFor(t, dir, ".", targetsYAML, Selection{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Analyze(ctx, os.Environ(), c); err != nil {
-		return nil, err
+	l := ListCgo(ctx, p, os.Environ(), c)[p.Rows[0].ID()]
+	if l.Err != nil {
+		return nil, l.Err
 	}
 	var names []string
-	for _, c := range p.Rows[0].Cgo {
+	for _, c := range l.Packages {
 		names = append(names, c.ImportPath)
 	}
 	return names, nil

@@ -56,6 +56,16 @@ type listing struct {
 	failed bool
 }
 
+// AnalyzeCgo says which packages outside the standard library that the
+// main package in dir depends on have cgo files, and for each whether it
+// builds without cgo, for a caller without a config (kiln init). env is
+// the go command's environment (GOOS, GOARCH, the caches); CGO_ENABLED is
+// set both ways. Nothing is cached.
+func AnalyzeCgo(ctx context.Context, dir, main string, tags, env []string) ([]CgoPackage, error) {
+	pkgs, _, err := analyzeCgo(ctx, dir, main, tags, env)
+	return pkgs, err
+}
+
 // analyzeCgo lists the packages the main package depends on, once with
 // CGO_ENABLED=1 and once with 0, and returns those outside the standard
 // library that have cgo files, saying for each whether it builds without cgo

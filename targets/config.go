@@ -1,12 +1,3 @@
-// Package targets owns the declarative side of kiln: the kiln.yaml schema and
-// its validation, the Target (libc × base × platform) a service ships as, the
-// build environment each target needs, and the Plan that expands targets into
-// the rows kiln builds.
-//
-// It decides; it does not do. Nothing here runs a compiler, touches a
-// registry or writes outputs: build/ does that from a Plan. The commands it
-// runs are `go list` (Analyze, whose answer it keeps in kiln's cache) and,
-// to find zig, `npm root -g`.
 package targets
 
 import (
@@ -14,24 +5,29 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
-// Config is kiln.yaml, decoded. Field tags give the YAML key of each field;
-// Decode rejects any key that has no field.
+// Config is kiln.yaml, decoded. Field tags give the YAML key of each field:
+// they are the schema, and Decode rejects any key that has no field.
 type Config struct {
-	Version   int                      `kiln:"version"`
-	App       App                      `kiln:"app"`
-	Image     Image                    `kiln:"image"`
-	Platforms []string                 `kiln:"platforms"`
-	Targets   map[string]*TargetConfig `kiln:"targets"`
-	Verify    VerifyConfig             `kiln:"verify"`
-	Sign      SignConfig               `kiln:"sign"`
+	Version   int                      `yaml:"version"`
+	App       App                      `yaml:"app"`
+	Image     Image                    `yaml:"image"`
+	Platforms []string                 `yaml:"platforms"`
+	Targets   map[string]*TargetConfig `yaml:"targets"`
+	Verify    VerifyConfig             `yaml:"verify"`
+	Sign      SignConfig               `yaml:"sign"`
 
 	// File is the config file's path as given; relative paths in the
 	// config (app.dir, image.output, oci: bases) are relative to its directory.
-	File string `kiln:"-"`
+	File string `yaml:"-"`
+	// Overrides are the keys KILN_* variables and --set gave, in the
+	// order they were applied.
+	Overrides []Override `yaml:"-"`
 
-	lines func(path ...string) int // a key's line in File, 0 if not from the file
+	root *yaml.Node // the file's document with the overrides applied: where each key is
 }
 
 // Errorf returns a ConfigError for the dotted key, with the key's line in
@@ -41,62 +37,62 @@ func (c *Config) Errorf(key, fix, format string, args ...any) *ConfigError {
 }
 
 // Line is the line of the dotted key in File, or 0 when the key is not in
-// the file (a flag, a default) or its value came from KILN_* or --set.
+// the file (a default) or its value came from KILN_* or --set.
 func (c *Config) Line(key string) int {
-	if c.lines == nil || strings.HasPrefix(key, "-") {
+	if c.root == nil {
 		return 0
 	}
-	return c.lines(strings.Split(key, ".")...)
+	return line(c.root, strings.Split(key, "."))
 }
 
 // App says what to build.
 type App struct {
-	Name    string   `kiln:"name"`
-	Dir     string   `kiln:"dir"`
-	Main    string   `kiln:"main"`
-	Flags   []string `kiln:"flags"`
-	Ldflags []string `kiln:"ldflags"`
-	Tags    []string `kiln:"tags"`
-	Env     []string `kiln:"env"`
+	Name    string   `yaml:"name"`
+	Dir     string   `yaml:"dir"`
+	Main    string   `yaml:"main"`
+	Flags   []string `yaml:"flags"`
+	Ldflags []string `yaml:"ldflags"`
+	Tags    []string `yaml:"tags"`
+	Env     []string `yaml:"env"`
 }
 
 // Image says how the built binary becomes an image and where it goes.
 type Image struct {
-	Repository string            `kiln:"repository"`
-	Output     string            `kiln:"output"`
-	Tags       []string          `kiln:"tags"`
-	Entrypoint string            `kiln:"entrypoint"`
-	User       string            `kiln:"user"`
-	Workdir    string            `kiln:"workdir"`
-	Env        []string          `kiln:"env"`
-	Labels     map[string]string `kiln:"labels"`
+	Repository string            `yaml:"repository"`
+	Output     string            `yaml:"output"`
+	Tags       []string          `yaml:"tags"`
+	Entrypoint string            `yaml:"entrypoint"`
+	User       string            `yaml:"user"`
+	Workdir    string            `yaml:"workdir"`
+	Env        []string          `yaml:"env"`
+	Labels     map[string]string `yaml:"labels"`
 }
 
 // TargetConfig is one entry of the targets map as written in the file.
 type TargetConfig struct {
-	Libc           string   `kiln:"libc"`
-	Base           string   `kiln:"base"`
-	Default        bool     `kiln:"default"`
-	Platforms      []string `kiln:"platforms"`       // a subset of the top-level platforms; empty means all
-	Link           string   `kiln:"link"`            // dynamic (default) | static (musl only)
-	CC             string   `kiln:"cc"`              // overrides the C compiler kiln picks
-	Builder        string   `kiln:"builder"`         // host (default) | container
-	BuilderImage   string   `kiln:"builder_image"`   // container builder image, pinned by digest
-	BuilderRuntime string   `kiln:"builder_runtime"` // auto | docker | podman
-	BuilderNetwork bool     `kiln:"builder_network"` // let the build container reach the network
-	Tags           []string `kiln:"tags"`
-	Ldflags        []string `kiln:"ldflags"`
-	Env            []string `kiln:"env"`
+	Libc           string   `yaml:"libc"`
+	Base           string   `yaml:"base"`
+	Default        bool     `yaml:"default"`
+	Platforms      []string `yaml:"platforms"`       // a subset of the top-level platforms; empty means all
+	Link           string   `yaml:"link"`            // dynamic (default) | static (musl only)
+	CC             string   `yaml:"cc"`              // overrides the C compiler kiln picks
+	Builder        string   `yaml:"builder"`         // host (default) | container
+	BuilderImage   string   `yaml:"builder_image"`   // container builder image, pinned by digest
+	BuilderRuntime string   `yaml:"builder_runtime"` // auto | docker | podman
+	BuilderNetwork bool     `yaml:"builder_network"` // let the build container reach the network
+	Tags           []string `yaml:"tags"`
+	Ldflags        []string `yaml:"ldflags"`
+	Env            []string `yaml:"env"`
 	// Verify overrides keys of the top-level verify block for this target.
-	Verify VerifyConfig `kiln:"verify"`
+	Verify VerifyConfig `yaml:"verify"`
 }
 
 // SignConfig says how released images are signed (SPEC §5).
 type SignConfig struct {
-	Key     string   `kiln:"key"`     // a cosign key file, env://VAR or a KMS URI; empty: no signing
-	TLog    bool     `kiln:"tlog"`    // upload to a transparency log (needs network)
-	Keyless bool     `kiln:"keyless"` // Fulcio + Rekor instead of a key (needs network)
-	Attest  []string `kiln:"attest"`  // sbom, verification
+	Key     string   `yaml:"key"`     // a cosign key file, env://VAR or a KMS URI; empty: no signing
+	TLog    bool     `yaml:"tlog"`    // upload to a transparency log (needs network)
+	Keyless bool     `yaml:"keyless"` // Fulcio + Rekor instead of a key (needs network)
+	Attest  []string `yaml:"attest"`  // sbom, verification
 }
 
 // Enabled reports whether images are signed.
@@ -108,30 +104,25 @@ func (s SignConfig) Attests(kind string) bool { return slices.Contains(s.Attest,
 // VerifyConfig is a verify block. Unset fields are nil, so that a target's
 // block overrides only the keys it names (Policy merges them).
 type VerifyConfig struct {
-	Resolver   *string  `kiln:"resolver"`    // go | cgo | any
-	Run        *bool    `kiln:"run"`         // start the binary inside the image
-	Args       []string `kiln:"args"`        // smoke arguments for run.start
-	LookupArgs []string `kiln:"lookup_args"` // arguments that make the binary resolve {name}, for run.resolver
-	ExpectExit *int     `kiln:"expect_exit"`
-	RunTimeout *string  `kiln:"run_timeout"` // a Go duration, e.g. 2s
-	DNSLoad    *int     `kiln:"dns_load"`    // concurrent lookups inside the image; 0 = off
-	Require    []string `kiln:"require"`     // certs, tzdata, nonroot
+	Resolver   *string  `yaml:"resolver"`    // go | cgo | any
+	Run        *bool    `yaml:"run"`         // start the binary inside the image
+	Args       []string `yaml:"args"`        // smoke arguments for run.start
+	LookupArgs []string `yaml:"lookup_args"` // arguments that make the binary resolve {name}, for run.resolver
+	ExpectExit *int     `yaml:"expect_exit"`
+	RunTimeout *string  `yaml:"run_timeout"` // a Go duration, e.g. 2s
+	DNSLoad    *int     `yaml:"dns_load"`    // concurrent lookups inside the image; 0 = off
+	Require    []string `yaml:"require"`     // certs, tzdata, nonroot
 }
 
-// Defaults are the values SPEC §3 gives for keys the file leaves out, keyed
-// by dotted path. The CLI registers them with viper so that KILN_* variables
-// can override keys the file does not mention.
-func Defaults() map[string]any {
-	return map[string]any{
-		"version":          1,
-		"app.dir":          ".",
-		"app.flags":        []string{"-trimpath"},
-		"image.output":     "dist",
-		"image.tags":       []string{"latest"},
-		"image.entrypoint": "/app",
-		"image.user":       "65532:65532",
-		"platforms":        []string{"linux/amd64"},
-		"sign.attest":      []string{"sbom", "verification"},
+// defaultConfig holds the values SPEC §3 gives for keys the file leaves
+// out; Decode decodes the file over it.
+func defaultConfig() *Config {
+	return &Config{
+		Version:   1,
+		App:       App{Dir: ".", Flags: []string{"-trimpath"}},
+		Image:     Image{Output: "dist", Tags: []string{"latest"}, Entrypoint: "/app", User: "65532:65532"},
+		Platforms: []string{"linux/amd64"},
+		Sign:      SignConfig{Attest: []string{"sbom", "verification"}},
 	}
 }
 
@@ -165,6 +156,20 @@ func (e *ConfigError) Error() string {
 		b.WriteString(")")
 	}
 	return b.String()
+}
+
+// SelectionError is a Selection that names what the config does not have,
+// or that leaves nothing to build. Field is what was selected, "targets" or
+// "platforms"; a CLI names its own flag for it.
+type SelectionError struct {
+	File    string
+	Field   string
+	Problem string
+	Fix     string
+}
+
+func (e *SelectionError) Error() string {
+	return (&ConfigError{File: e.File, Key: "selected " + e.Field, Problem: e.Problem, Fix: e.Fix}).Error()
 }
 
 // TargetNames returns the target names in a stable order.

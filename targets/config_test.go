@@ -2,14 +2,13 @@ package targets
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
 
 const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -33,36 +32,15 @@ targets:
     tags: [timetzdata]
 `
 
-// decode runs Decode the way the CLI does: settings are the file's YAML
-// with the defaults under it (viper's merge, without the lowercasing).
-func decode(t *testing.T, src string, overrides map[string]any) (*Config, error) {
+// decode runs Decode the way the CLI does, with overrides as KILN_*
+// variables or --set give them (in key order).
+func decode(t *testing.T, src string, overrides map[string]string) (*Config, error) {
 	t.Helper()
-	settings := map[string]any{}
-	if err := yaml.Unmarshal([]byte(src), &settings); err != nil {
-		t.Fatalf("test config is not YAML: %v", err)
+	var list []Override
+	for _, k := range slices.Sorted(maps.Keys(overrides)) {
+		list = append(list, Override{Key: k, Value: overrides[k], Source: "--set"})
 	}
-	for k, v := range Defaults() {
-		setPath(settings, k, v, false)
-	}
-	for k, v := range overrides {
-		setPath(settings, k, v, true)
-	}
-	return Decode("kiln.yaml", []byte(src), settings)
-}
-
-func setPath(m map[string]any, dotted string, v any, force bool) {
-	parts := strings.Split(dotted, ".")
-	for _, p := range parts[:len(parts)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			next = map[string]any{}
-			m[p] = next
-		}
-		m = next
-	}
-	if _, ok := m[parts[len(parts)-1]]; force || !ok {
-		m[parts[len(parts)-1]] = v
-	}
+	return Decode("kiln.yaml", []byte(src), list)
 }
 
 func TestDecodeGoodConfig(t *testing.T) {
@@ -89,7 +67,7 @@ func TestDecodeGoodConfig(t *testing.T) {
 
 // Environment variables and --set arrive as strings; lists are comma-separated.
 func TestDecodeStringsFromEnvironment(t *testing.T) {
-	cfg, err := decode(t, goodConfig, map[string]any{"platforms": "linux/arm64, linux/amd64", "targets.static.default": "false"})
+	cfg, err := decode(t, goodConfig, map[string]string{"platforms": "linux/arm64, linux/amd64", "targets.static.default": "false"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,14 +88,14 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name, src string
-		override  map[string]any
+		override  map[string]string
 		key       string // the key the error must name
 		line      int    // its line in the file, 0 when not from the file
 		want      string // part of the problem or fix
 	}{
 		{"unknown top-level key", goodConfig + "libs: [x]\n", nil, "libs", 18, "unknown key"},
 		{"typo inside a target", replace("    libc: none\n    base: scratch", "    libs: none\n    base: scratch"), nil, "targets.scratch.libs", 15, "known keys here: libc, base"},
-		{"unknown key from --set", goodConfig, map[string]any{"image.repo": "x"}, "image.repo", 0, "unknown key"},
+		{"unknown key from --set", goodConfig, map[string]string{"image.repo": "x"}, "image.repo", 0, "unknown key"},
 		{"list written as a string", replace("platforms: [linux/amd64, linux/arm64]", "platforms: linux/amd64"), nil, "platforms", 8, "write a list: [linux/amd64]"},
 		{"ldflags as one string", replace("  main: ./cmd/hello", "  main: ./cmd/hello\n  ldflags: -s -w"), nil, "app.ldflags", 5, "expected a list"},
 		{"bool that is not", replace("default: true", "default: maybe"), nil, "targets.static.default", 13, "expected a boolean"},
@@ -134,30 +112,21 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad platform", replace("linux/arm64]", "linux/sparc]"), nil, "platforms", 8, `unknown architecture "sparc"`},
 		{"windows", replace("linux/arm64]", "windows/amd64]"), nil, "platforms", 8, "only linux images"},
 		{"duplicate platform", replace("linux/arm64]", "linux/amd64]"), nil, "platforms", 8, "listed twice"},
-		{"bad tag", goodConfig, map[string]any{"image.tags": []any{"-bad"}}, "image.tags", 0, "not a valid tag"},
-		{"relative entrypoint", goodConfig, map[string]any{"image.entrypoint": "app"}, "image.entrypoint", 0, "absolute file path"},
-		{"entrypoint is root", goodConfig, map[string]any{"image.entrypoint": "/"}, "image.entrypoint", 0, "absolute file path"},
-		{"repository with a tag", goodConfig, map[string]any{"image.repository": "127.0.0.1:5000/hello@sha256:abc"}, "image.repository", 0, "not a repository"},
+		{"bad tag", goodConfig, map[string]string{"image.tags": "-bad"}, "image.tags", 0, "not a valid tag"},
+		{"relative entrypoint", goodConfig, map[string]string{"image.entrypoint": "app"}, "image.entrypoint", 0, "absolute file path"},
+		{"entrypoint is root", goodConfig, map[string]string{"image.entrypoint": "/"}, "image.entrypoint", 0, "absolute file path"},
+		{"repository with a tag", goodConfig, map[string]string{"image.repository": "127.0.0.1:5000/hello@sha256:abc"}, "image.repository", 0, "not a repository"},
 		{"app.env sets GOOS", replace("  main: ./cmd/hello", "  main: ./cmd/hello\n  env: [GOOS=darwin]"), nil, "app.env", 5, "set by kiln"},
 		{"env entry without =", replace("    tags: [timetzdata]", "    tags: [timetzdata]\n    env: [FOO]"), nil, "targets.scratch.env", 18, "KEY=VALUE"},
-		{"-o in flags", goodConfig, map[string]any{"app.flags": []any{"-o", "x"}}, "app.flags", 0, "kiln chooses the output path"},
-		{"-ldflags in flags", goodConfig, map[string]any{"app.flags": []any{"-ldflags=-s"}}, "app.flags", 0, "use app.ldflags"},
+		{"-o in flags", goodConfig, map[string]string{"app.flags": "-o,x"}, "app.flags", 0, "kiln chooses the output path"},
+		{"-ldflags in flags", goodConfig, map[string]string{"app.flags": "-ldflags=-s"}, "app.flags", 0, "use app.ldflags"},
 		{"upper-case target name", replace("  scratch:", "  Scratch:"), nil, "targets.Scratch", 14, "rename it to scratch"},
 		{"no targets", strings.Split(goodConfig, "targets:")[0], nil, "targets", 0, "no targets"},
 		{"not yaml", "version: [1\n", nil, "", 0, "not valid YAML"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var settings map[string]any
-			if err := yaml.Unmarshal([]byte(tt.src), &settings); err != nil && !strings.Contains(tt.want, "YAML") {
-				t.Fatalf("test config is not YAML: %v", err)
-			}
-			var err error
-			if settings == nil {
-				_, err = Decode("kiln.yaml", []byte(tt.src), nil)
-			} else {
-				_, err = decode(t, tt.src, tt.override)
-			}
+			_, err := decode(t, tt.src, tt.override)
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("want a *ConfigError, got %v", err)
@@ -274,7 +243,7 @@ func TestBuildEnv(t *testing.T) {
 	}
 }
 
-func TestNewPlan(t *testing.T) {
+func TestExpand(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -286,7 +255,7 @@ func TestNewPlan(t *testing.T) {
 	}
 	cfg.File = filepath.Join(dir, "kiln.yaml")
 
-	p, err := NewPlan(cfg, Selection{})
+	p, err := Expand(cfg, Selection{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +277,7 @@ func TestNewPlan(t *testing.T) {
 		t.Errorf("build args = %q, want %q", args, want)
 	}
 
-	p, err = NewPlan(cfg, Selection{Targets: []string{"static"}, Platforms: []string{"linux/arm64"}})
+	p, err = Expand(cfg, Selection{Targets: []string{"static"}, Platforms: []string{"linux/arm64"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,15 +285,18 @@ func TestNewPlan(t *testing.T) {
 		t.Errorf("selection gave %d rows: %+v", len(p.Rows), p.Rows)
 	}
 	for _, sel := range []Selection{{Targets: []string{"nope"}}, {Platforms: []string{"linux/s390x"}}} {
-		var ce *ConfigError
-		if _, err := NewPlan(cfg, sel); !errors.As(err, &ce) || ce.Fix == "" {
-			t.Errorf("selection %+v: want a ConfigError with a fix, got %v", sel, err)
+		var se *SelectionError
+		if _, err := Expand(cfg, sel); !errors.As(err, &se) || se.Fix == "" || strings.Contains(err.Error(), "--") {
+			t.Errorf("selection %+v: want a SelectionError with a fix and no flag name, got %v", sel, err)
 		}
 	}
 
+	if !HasGoMod(p) {
+		t.Error("the module has a go.mod")
+	}
 	cfg.App.Dir = "missing"
-	if _, err := NewPlan(cfg, Selection{}); err == nil || !strings.Contains(err.Error(), "has no go.mod") {
-		t.Errorf("app.dir without go.mod: got %v", err)
+	if p, err = Expand(cfg, Selection{}); err != nil || HasGoMod(p) {
+		t.Errorf("app.dir without go.mod: %v, HasGoMod %v", err, err == nil && HasGoMod(p))
 	}
 }
 
@@ -364,30 +336,17 @@ func TestBuildEnvKeepsTheUsersGoCaches(t *testing.T) {
 	}
 }
 
-// FuzzDecodeAndPlan feeds arbitrary YAML through Decode and NewPlan: bad
-// config must come back as a *ConfigError, never a panic.
+// FuzzDecodeAndPlan feeds arbitrary bytes through Decode, Expand and
+// Decide: bad config must come back as a *ConfigError, never a panic.
 func FuzzDecodeAndPlan(f *testing.F) {
 	f.Add(goodConfig)
 	f.Add(strings.Replace(goodConfig, "    tags: [timetzdata]\n", "    libc: musl\n    link: static\n    cc: ' '\n", 1))
 	f.Add("version: 1\napp: {name: a, main: .}\ntargets:\n  g: {libc: glibc, base: 'oci:b@" + digest + "', builder: container, builder_image: 'golang@" + digest + "', verify: {run_timeout: x}}\n")
 	f.Add("version: 1\napp: {name: a, main: .}\nverify: {require: [certs], expect_exit: 300}\nsign: {key: k, keyless: true}\ntargets: {s: {libc: none, base: scratch}}\n")
+	f.Add("version: 1\napp: &a {name: a, main: .}\ntargets:\n  x: &t {libc: musl, link: static, base: scratch}\n  y: {<<: [*t, *a], libc: none}\n")
 	dir := f.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/a\n"), 0o644); err != nil {
-		f.Fatal(err)
-	}
-	look := func(name string) (string, error) { return "/usr/bin/" + name, nil }
 	f.Fuzz(func(t *testing.T, src string) {
-		settings := map[string]any{}
-		if yaml.Unmarshal([]byte(src), &settings) != nil {
-			return
-		}
-		if settings == nil { // a document that is only a tag or null
-			settings = map[string]any{}
-		}
-		for k, v := range Defaults() {
-			setPath(settings, k, v, false)
-		}
-		cfg, err := Decode(filepath.Join(dir, "kiln.yaml"), []byte(src), settings)
+		cfg, err := Decode(filepath.Join(dir, "kiln.yaml"), []byte(src), nil)
 		var ce *ConfigError
 		if err != nil {
 			if !errors.As(err, &ce) {
@@ -395,8 +354,88 @@ func FuzzDecodeAndPlan(f *testing.F) {
 			}
 			return
 		}
-		if _, err := NewPlan(cfg, Selection{HostArch: "amd64", Look: look}); err != nil && !errors.As(err, &ce) {
-			t.Fatalf("NewPlan: %v (%T) is not a *ConfigError", err, err)
+		p, err := Expand(cfg, Selection{})
+		var se *SelectionError
+		if err != nil {
+			if !errors.As(err, &ce) && !errors.As(err, &se) {
+				t.Fatalf("Expand: %v (%T) is not a *ConfigError", err, err)
+			}
+			return
+		}
+		if _, err := Decide(p, goodFacts(p)); err != nil && !errors.As(err, &ce) {
+			t.Fatalf("Decide: %v (%T) is not a *ConfigError", err, err)
 		}
 	})
+}
+
+// What KILN_* and --set give is decoded like the file, and an error about
+// it names no line: the file's line shows a value that is not the one used.
+func TestOverridesAndTheirLines(t *testing.T) {
+	cfg, err := decode(t, goodConfig, map[string]string{
+		"app.name":                      "other",
+		"targets.static.verify.run":     "0",
+		"targets.new.libc":              "none",
+		"targets.new.base":              "scratch",
+		"image.labels.org.example.Team": "kiln",
+		"verify.expect_exit":            "3",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.App.Name != "other" || *cfg.Targets["static"].Verify.Run || cfg.Targets["new"].Base != "scratch" || *cfg.Verify.ExpectExit != 3 {
+		t.Errorf("overrides not applied: %+v %+v", cfg.App, cfg.Targets["static"].Verify)
+	}
+	if cfg.Image.Labels["org.example.Team"] != "kiln" || cfg.Image.Labels["org.opencontainers.image.Title"] != "Hello" {
+		t.Errorf("labels = %v", cfg.Image.Labels)
+	}
+	if cfg.Line("app.name") != 0 || cfg.Line("app.main") != 4 || cfg.Line("targets.static") != 10 || cfg.Line("targets.new.base") != 0 {
+		t.Errorf("lines: app.name %d app.main %d targets.static %d targets.new.base %d", cfg.Line("app.name"), cfg.Line("app.main"), cfg.Line("targets.static"), cfg.Line("targets.new.base"))
+	}
+	if len(cfg.Overrides) != 6 {
+		t.Errorf("overrides recorded: %+v", cfg.Overrides)
+	}
+	for _, tt := range []struct{ key, value, want string }{
+		{"targets.static", "x", "is a mapping, not a value"},
+		{"targets.static.default", "maybe", `expected a boolean, got "maybe"`},
+		{"verify.dns_load", "many", `expected an integer, got "many"`},
+	} {
+		var ce *ConfigError
+		if _, err := decode(t, goodConfig, map[string]string{tt.key: tt.value}); !errors.As(err, &ce) || ce.Key != tt.key || ce.Line != 0 || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s=%s: got %v, want %q on %s without a line", tt.key, tt.value, err, tt.want, tt.key)
+		}
+	}
+}
+
+// YAML's own ways of sharing settings work as in any YAML reader; a key
+// written twice is an error, not a silent choice.
+func TestDecodeAnchorsAndMergeKeys(t *testing.T) {
+	src := "version: 1\napp: {name: a, main: .}\nplatforms: &pl [linux/amd64]\ntargets:\n" +
+		"  a: &common {libc: musl, link: static, base: scratch, platforms: *pl}\n" +
+		"  b:\n    <<: *common\n    link: dynamic\n    base: 'oci:b@" + digest + "'\n"
+	cfg, err := decode(t, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.Targets["b"]
+	if b.Libc != "musl" || b.Link != "dynamic" || !slices.Equal(b.Platforms, []string{"linux/amd64"}) {
+		t.Errorf("merged target = %+v", b)
+	}
+	var ce *ConfigError
+	if _, err := decode(t, goodConfig+"platforms: [linux/arm64]\n", nil); !errors.As(err, &ce) || ce.Key != "platforms" || ce.Line != 18 || !strings.Contains(err.Error(), "written twice (also at line 8)") {
+		t.Errorf("a key written twice: got %v", err)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	keys := Keys([]byte(goodConfig))
+	for _, want := range []string{"version", "app.name", "image.repository", "platforms", "verify.run_timeout", "sign.key", "targets.static.base", "targets.scratch.verify.require"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("Keys lacks %s", want)
+		}
+	}
+	for _, k := range keys {
+		if k == "image.labels" || strings.HasPrefix(k, "targets.") && !strings.HasPrefix(k, "targets.static.") && !strings.HasPrefix(k, "targets.scratch.") {
+			t.Errorf("Keys has %s", k)
+		}
+	}
 }

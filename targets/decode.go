@@ -1,37 +1,56 @@
 package targets
 
+// The decoder reads kiln.yaml's YAML document once, into nodes that carry
+// their lines, and decodes it strictly: every key must be a field of the
+// schema (the yaml tags of Config), every value of its field's kind. The
+// keys that KILN_* variables and --set gave are applied to the same nodes
+// first, as nodes without a line, so an error about such a key names no
+// line of the file, and nothing has to guess where a value came from.
+
 import (
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// Decode turns merged settings (the file overlaid with KILN_* variables and
-// flags, as the CLI's viper instance produces them) into a Config, then
-// validates it. src is the file's bytes, used to name lines in errors and to
-// tell a value written in the file from one that came from the environment.
-//
-// Every key must be known: a typo such as `libs:` is an error, never ignored.
-func Decode(file string, src []byte, settings map[string]any) (*Config, error) {
+// Override is a key set outside the file: a KILN_* variable or --set.
+type Override struct {
+	Key    string `json:"key"`    // dotted, e.g. image.repository or targets.static.base
+	Value  string `json:"value"`  // as given; a list is comma-separated
+	Source string `json:"source"` // where it came from: KILN_IMAGE_REPOSITORY, --set
+}
+
+// Decode reads the config file src strictly, applies overrides over it in
+// order (a later one wins), fills in the defaults of what is left unset,
+// and validates the result. Every problem is a *ConfigError naming the
+// file, the key, its line when the value in use is the file's, and the
+// fix: a typo such as `libs:` is an error, never ignored.
+func Decode(file string, src []byte, overrides []Override) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, &ConfigError{File: file, Problem: "not valid YAML: " + err.Error(), Fix: "correct the YAML syntax"}
+	}
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	if len(doc.Content) > 0 && doc.Content[0].Tag != "!!null" {
+		root = doc.Content[0]
+	}
 	d := decoder{file: file}
-	if len(src) > 0 {
-		var doc yaml.Node
-		if err := yaml.Unmarshal(src, &doc); err != nil {
-			return nil, &ConfigError{File: file, Problem: "not valid YAML: " + err.Error(), Fix: "correct the YAML syntax"}
-		}
-		if len(doc.Content) > 0 {
-			d.root = doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, d.errorf(nil, root, "write the config as a mapping of key: value lines (version, app, targets, …)", "expected a mapping, got %s", describe(root))
+	}
+	for _, o := range overrides {
+		if err := d.override(root, o); err != nil {
+			return nil, err
 		}
 	}
-	cfg := &Config{File: file, lines: d.line}
-	if err := d.decodeStruct(nil, reflect.ValueOf(cfg).Elem(), settings); err != nil {
-		return nil, err
-	}
-	if err := d.fixCase(cfg); err != nil {
+	cfg := defaultConfig()
+	cfg.File, cfg.root, cfg.Overrides = file, root, overrides
+	if err := d.decode(nil, root, reflect.ValueOf(cfg).Elem()); err != nil {
 		return nil, err
 	}
 	if err := cfg.validate(); err != nil {
@@ -40,321 +59,416 @@ func Decode(file string, src []byte, settings map[string]any) (*Config, error) {
 	return cfg, nil
 }
 
-type decoder struct {
-	file string
-	root *yaml.Node
-	// overridden holds the dotted keys whose value came from KILN_*
-	// variables or --set rather than the file: their file line would point
-	// at a value that is not the one in use.
-	overridden map[string]bool
+type decoder struct{ file string }
+
+func (d *decoder) errorf(path []string, at *yaml.Node, fix, format string, args ...any) *ConfigError {
+	line := 0
+	if at != nil {
+		line = at.Line
+	}
+	return &ConfigError{File: d.file, Line: line, Key: strings.Join(path, "."), Problem: fmt.Sprintf(format, args...), Fix: fix}
 }
 
-// node finds the YAML node at path. Keys match case-insensitively because
-// viper lowercases every key it reads.
-func (d *decoder) node(path []string) (key, value *yaml.Node) {
-	n := d.root
-	for _, p := range path {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil, nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if strings.EqualFold(n.Content[i].Value, p) {
-				key, next = n.Content[i], n.Content[i+1]
-				break
-			}
-		}
-		if next == nil {
-			return nil, nil
-		}
-		n = next
+// decode stores node n into v, the field at path.
+func (d *decoder) decode(path []string, n *yaml.Node, v reflect.Value) error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
 	}
-	return key, n
-}
-
-// line returns the line of the key at path in the file, or 0 when the key
-// is not in the file or its value was overridden.
-func (d *decoder) line(path ...string) int {
-	for i := range path {
-		if d.overridden[strings.Join(path[:i+1], ".")] {
-			return 0
-		}
-	}
-	if k, _ := d.node(path); k != nil {
-		return k.Line
-	}
-	return 0
-}
-
-// noteOverride records whether a scalar or list value differs from what the
-// file says at path.
-func (d *decoder) noteOverride(path []string, raw any) {
-	_, n := d.node(path)
-	if n == nil {
-		return
-	}
-	same := false
-	switch n.Kind {
-	case yaml.ScalarNode:
-		s, ok := scalarString(raw)
-		if b, isBool := raw.(bool); isBool {
-			s, ok = strconv.FormatBool(b), true
-		}
-		same = ok && s == n.Value
-	case yaml.SequenceNode:
-		l, ok := raw.([]any)
-		same = ok && len(l) == len(n.Content)
-		for i := 0; same && i < len(l); i++ {
-			s, ok := scalarString(l[i])
-			same = ok && s == n.Content[i].Value
-		}
-	default:
-		return
-	}
-	if !same {
-		if d.overridden == nil {
-			d.overridden = map[string]bool{}
-		}
-		d.overridden[strings.Join(path, ".")] = true
-	}
-}
-
-func (d *decoder) errorf(path []string, fix, format string, args ...any) error {
-	return &ConfigError{File: d.file, Line: d.line(path...), Key: strings.Join(path, "."), Problem: fmt.Sprintf(format, args...), Fix: fix}
-}
-
-// fields maps each known key of a struct type to its field index.
-func fields(t reflect.Type) (map[string]int, []string) {
-	byKey := map[string]int{}
-	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		k := t.Field(i).Tag.Get("kiln")
-		if k == "" || k == "-" {
-			continue
-		}
-		byKey[k] = i
-		keys = append(keys, k)
-	}
-	return byKey, keys
-}
-
-func (d *decoder) decodeStruct(path []string, v reflect.Value, m map[string]any) error {
-	byKey, known := fields(v.Type())
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { // file order first, so the first error is the first in the file
-		li, lj := d.line(append(path[:len(path):len(path)], keys[i])...), d.line(append(path[:len(path):len(path)], keys[j])...)
-		if li != lj {
-			return li < lj
-		}
-		return keys[i] < keys[j]
-	})
-	for _, k := range keys {
-		p := append(path[:len(path):len(path)], k)
-		i, ok := byKey[k]
-		if !ok {
-			return d.errorf(p, "remove it or correct the spelling; known keys here: "+strings.Join(known, ", "), "unknown key %q", k)
-		}
-		if err := d.decodeValue(p, v.Field(i), m[k]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (d *decoder) decodeValue(path []string, v reflect.Value, raw any) error {
-	if raw == nil { // `key:` with nothing after it: leave the default
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" { // `key:` with nothing after it: keep the default
 		return nil
 	}
-	if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() != reflect.Struct {
-		// An optional scalar: decoded (and its override noted) as the value.
+	switch v.Kind() {
+	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
-		if err := d.decodeValue(path, elem.Elem(), raw); err != nil {
+		if err := d.decode(path, n, elem.Elem()); err != nil {
 			return err
 		}
 		v.Set(elem)
 		return nil
+	case reflect.Struct:
+		return d.decodeStruct(path, n, v)
+	case reflect.Map:
+		return d.decodeMap(path, n, v)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			if n.Kind == yaml.ScalarNode {
+				return d.errorf(path, n, fmt.Sprintf("write a list: [%s]", n.Value), "expected a list, got the string %q", n.Value)
+			}
+			return d.errorf(path, n, "write a list of strings", "expected a list, got %s", describe(n))
+		}
+		out := make([]string, 0, len(n.Content))
+		for i, item := range n.Content {
+			if item.Kind == yaml.AliasNode && item.Alias != nil {
+				item = item.Alias
+			}
+			if item.Kind != yaml.ScalarNode {
+				return d.errorf(path, item, "write each item as a plain string", "item %d: expected a string, got %s", i+1, describe(item))
+			}
+			out = append(out, item.Value)
+		}
+		v.Set(reflect.ValueOf(out))
+		return nil
 	}
-	if v.Kind() != reflect.Map && v.Kind() != reflect.Struct {
-		d.noteOverride(path, raw)
+	if n.Kind != yaml.ScalarNode {
+		want, fix := "a string", "write a single string value"
+		switch v.Kind() {
+		case reflect.Bool:
+			want, fix = "a boolean", "use true or false"
+		case reflect.Int:
+			want, fix = "an integer", "write a whole number"
+		}
+		return d.errorf(path, n, fix, "expected %s, got %s", want, describe(n))
 	}
 	switch v.Kind() {
 	case reflect.String:
-		s, ok := scalarString(raw)
-		if !ok {
-			return d.errorf(path, "write a single string value", "expected a string, got %s", describe(raw))
-		}
-		v.SetString(s)
+		v.SetString(n.Value)
 	case reflect.Bool:
-		switch b := raw.(type) {
-		case bool:
-			v.SetBool(b)
-		case string:
-			pb, err := strconv.ParseBool(strings.TrimSpace(b))
-			if err != nil {
-				return d.errorf(path, "use true or false", "expected a boolean, got %q", b)
-			}
-			v.SetBool(pb)
-		default:
-			return d.errorf(path, "use true or false", "expected a boolean, got %s", describe(raw))
-		}
-	case reflect.Int:
-		n, ok := toInt(raw)
-		if !ok {
-			return d.errorf(path, "write a whole number", "expected an integer, got %s", describe(raw))
-		}
-		v.SetInt(n)
-	case reflect.Slice:
-		list, err := d.stringList(path, raw)
+		b, err := strconv.ParseBool(strings.TrimSpace(n.Value))
 		if err != nil {
-			return err
+			return d.errorf(path, n, "use true or false", "expected a boolean, got %q", n.Value)
 		}
-		v.Set(reflect.ValueOf(list))
-	case reflect.Map:
-		m, ok := raw.(map[string]any)
+		v.SetBool(b)
+	case reflect.Int:
+		i, ok := parseInt(n.Value)
 		if !ok {
-			return d.errorf(path, "write a mapping of key: value lines", "expected a mapping, got %s", describe(raw))
+			return d.errorf(path, n, "write a whole number", "expected an integer, got %s", describe(n))
 		}
-		out := reflect.MakeMapWithSize(v.Type(), len(m))
-		for k, item := range m {
-			p := append(path[:len(path):len(path)], k)
-			elem := reflect.New(v.Type().Elem()).Elem()
-			if elem.Kind() == reflect.Pointer {
-				sub, ok := item.(map[string]any)
-				if item != nil && !ok {
-					return d.errorf(p, "write the target as a mapping with libc and base", "expected a mapping, got %s", describe(item))
-				}
-				elem.Set(reflect.New(v.Type().Elem().Elem()))
-				if err := d.decodeStruct(p, elem.Elem(), sub); err != nil {
-					return err
-				}
-			} else if err := d.decodeValue(p, elem, item); err != nil {
-				return err
-			}
-			out.SetMapIndex(reflect.ValueOf(k), elem)
-		}
-		v.Set(out)
-	case reflect.Struct:
-		m, ok := raw.(map[string]any)
-		if !ok {
-			return d.errorf(path, "write a mapping of key: value lines", "expected a mapping, got %s", describe(raw))
-		}
-		return d.decodeStruct(path, v, m)
+		v.SetInt(i)
 	default:
 		return fmt.Errorf("internal: no decoder for %s at %s", v.Type(), strings.Join(path, "."))
 	}
 	return nil
 }
 
-// stringList accepts a YAML sequence of scalars. A plain string is accepted
-// only when it did not come from the file (KILN_* variables and --set give
-// comma-separated lists); in the file a string where a list belongs is a
-// mistake worth naming (`ldflags: -s -w`).
-func (d *decoder) stringList(path []string, raw any) ([]string, error) {
-	switch l := raw.(type) {
-	case []any:
-		out := make([]string, 0, len(l))
-		for i, item := range l {
-			s, ok := scalarString(item)
-			if !ok {
-				return nil, d.errorf(path, "write each item as a plain string", "item %d: expected a string, got %s", i+1, describe(item))
-			}
-			out = append(out, s)
+// decodeStruct decodes a mapping into a struct: each key must name a field.
+func (d *decoder) decodeStruct(path []string, n *yaml.Node, v reflect.Value) error {
+	if n.Kind != yaml.MappingNode {
+		fix := "write a mapping of key: value lines"
+		if len(path) == 2 && path[0] == "targets" {
+			fix = "write the target as a mapping with libc and base"
 		}
-		return out, nil
-	case []string:
-		return append([]string(nil), l...), nil
-	case string:
-		if _, n := d.node(path); n != nil && n.Kind == yaml.ScalarNode {
-			return nil, d.errorf(path, fmt.Sprintf("write a list: [%s]", l), "expected a list, got the string %q", l)
-		}
-		var out []string
-		for _, s := range strings.Split(l, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		return out, nil
+		return d.errorf(path, n, fix, "expected a mapping, got %s", describe(n))
 	}
-	return nil, d.errorf(path, "write a list of strings", "expected a list, got %s", describe(raw))
+	seen := map[string]*yaml.Node{}
+	return d.eachPair(path, n, func(k, val *yaml.Node) error {
+		p := append(path[:len(path):len(path)], k.Value)
+		f, ok := field(v.Type(), k.Value)
+		if !ok {
+			return d.errorf(p, k, "remove it or correct the spelling; known keys here: "+strings.Join(keysOf(v.Type()), ", "), "unknown key %q", k.Value)
+		}
+		if prev := seen[f.name]; prev != nil {
+			return d.errorf(p, k, "keep one of them", "written twice (also at line %d)", prev.Line)
+		}
+		seen[f.name] = k
+		return d.decode(p, val, v.Field(f.index))
+	})
 }
 
-// fixCase restores what viper's lowercasing lost: label keys keep the case
-// written in the file, and target names written with capitals are refused
-// rather than silently renamed.
-func (d *decoder) fixCase(cfg *Config) error {
-	if _, n := d.node([]string{"image", "labels"}); n != nil && n.Kind == yaml.MappingNode && len(cfg.Image.Labels) > 0 {
-		fixed := make(map[string]string, len(cfg.Image.Labels))
-		for k, v := range cfg.Image.Labels {
-			fixed[k] = v
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			orig := n.Content[i].Value
-			if low := strings.ToLower(orig); low != orig {
-				if v, ok := fixed[low]; ok {
-					delete(fixed, low)
-					fixed[orig] = v
-				}
-			}
-		}
-		cfg.Image.Labels = fixed
+// decodeMap decodes a mapping into the targets map or image.labels.
+func (d *decoder) decodeMap(path []string, n *yaml.Node, v reflect.Value) error {
+	if n.Kind != yaml.MappingNode {
+		return d.errorf(path, n, "write a mapping of key: value lines", "expected a mapping, got %s", describe(n))
 	}
-	if _, n := d.node([]string{"targets"}); n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if name := n.Content[i].Value; name != strings.ToLower(name) {
-				return &ConfigError{File: d.file, Line: n.Content[i].Line, Key: "targets." + name,
-					Problem: "target names must be lowercase (they become part of image tags)", Fix: "rename it to " + strings.ToLower(name)}
+	if v.IsNil() {
+		v.Set(reflect.MakeMap(v.Type()))
+	}
+	isTargets := v.Type().Elem().Kind() == reflect.Pointer
+	return d.eachPair(path, n, func(k, val *yaml.Node) error {
+		p := append(path[:len(path):len(path)], k.Value)
+		if isTargets && k.Value != strings.ToLower(k.Value) {
+			return d.errorf(p, k, "rename it to "+strings.ToLower(k.Value), "target names must be lowercase (they become part of image tags)")
+		}
+		if v.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+			return d.errorf(p, k, "keep one of them", "written twice")
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		if isTargets {
+			elem.Set(reflect.New(v.Type().Elem().Elem())) // `static:` alone is an empty target
+		}
+		if err := d.decode(p, val, elem); err != nil {
+			return err
+		}
+		v.SetMapIndex(reflect.ValueOf(k.Value), elem)
+		return nil
+	})
+}
+
+// eachPair calls f for each key and value of a mapping, with YAML merge
+// keys (`<<: *defaults`) expanded: the mapping's own keys win.
+func (d *decoder) eachPair(path []string, n *yaml.Node, f func(k, v *yaml.Node) error) error {
+	own := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Tag != "!!merge" {
+			own[k.Value] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag != "!!merge" {
+			if err := f(k, v); err != nil {
+				return err
+			}
+			continue
+		}
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		merged := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			merged = v.Content
+		}
+		for _, m := range merged {
+			if m.Kind == yaml.AliasNode && m.Alias != nil {
+				m = m.Alias
+			}
+			if m.Kind != yaml.MappingNode {
+				return d.errorf(path, k, "merge an anchored mapping: <<: *name", "a merge key (<<) takes a mapping or a list of mappings")
+			}
+			for j := 0; j+1 < len(m.Content); j += 2 {
+				if mk := m.Content[j]; !own[mk.Value] && mk.Tag != "!!merge" {
+					own[mk.Value] = true
+					if err := f(mk, m.Content[j+1]); err != nil {
+						return err
+					}
+				}
 			}
 		}
 	}
 	return nil
 }
 
-func scalarString(raw any) (string, bool) {
-	switch s := raw.(type) {
-	case string:
-		return s, true
-	case int, int64, int32, uint, uint64, uint32:
-		return fmt.Sprint(s), true
-	case float64:
-		return strconv.FormatFloat(s, 'f', -1, 64), true
+// override writes o into the document as nodes without a line.
+func (d *decoder) override(root *yaml.Node, o Override) error {
+	parts := strings.Split(o.Key, ".")
+	n, t := root, reflect.TypeOf(Config{})
+	var path []string
+	for i := 0; i < len(parts); i++ {
+		name, fold := parts[i], t.Kind() == reflect.Struct
+		var next reflect.Type
+		switch t.Kind() {
+		case reflect.Struct:
+			f, ok := field(t, name)
+			if !ok {
+				return d.errorf(append(path, name), nil, "remove it or correct the spelling; known keys here: "+strings.Join(keysOf(t), ", "), "unknown key %q", name)
+			}
+			name, next = f.name, t.Field(f.index).Type
+		case reflect.Map:
+			next = t.Elem()
+			if next.Kind() == reflect.String { // a label, whose key may hold dots
+				name, i = strings.Join(parts[i:], "."), len(parts)-1
+			}
+		}
+		path = append(path, name)
+		if next.Kind() == reflect.Pointer && next.Elem().Kind() == reflect.Struct {
+			next = next.Elem()
+		}
+		if i == len(parts)-1 {
+			if next.Kind() == reflect.Struct || next.Kind() == reflect.Map {
+				return d.errorf(path, nil, "set the keys inside it one by one, e.g. "+strings.Join(path, ".")+"."+firstKey(next), "is a mapping, not a value")
+			}
+			val, err := d.overrideNode(path, next, o.Value)
+			if err != nil {
+				return err
+			}
+			setKey(n, name, val, fold)
+			return nil
+		}
+		child := getKey(n, name, fold)
+		if child == nil || child.Kind != yaml.MappingNode {
+			child = &yaml.Node{Kind: yaml.MappingNode}
+			setKey(n, name, child, fold)
+		}
+		n, t = child, next
 	}
-	return "", false
+	return nil
 }
 
-func toInt(raw any) (int64, bool) {
-	switch n := raw.(type) {
-	case int:
-		return int64(n), true
-	case int64:
-		return n, true
-	case int32:
-		return int64(n), true
-	case uint64:
-		return int64(n), true
-	case float64:
-		if n == float64(int64(n)) {
-			return int64(n), true
+// overrideNode makes the node of an override's value for a field of type t:
+// a list from comma-separated items, a boolean or integer checked first.
+func (d *decoder) overrideNode(path []string, t reflect.Type, value string) (*yaml.Node, error) {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	str := func(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
+	switch t.Kind() {
+	case reflect.Slice:
+		seq := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, s := range strings.Split(value, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				seq.Content = append(seq.Content, str(s))
+			}
 		}
-	case string:
-		i, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
-		return i, err == nil
+		return seq, nil
+	case reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(value))
+		if err != nil {
+			return nil, d.errorf(path, nil, "use true or false", "expected a boolean, got %q", value)
+		}
+		return str(strconv.FormatBool(b)), nil
+	case reflect.Int:
+		if _, ok := parseInt(value); !ok {
+			return nil, d.errorf(path, nil, "write a whole number", "expected an integer, got %q", value)
+		}
+	}
+	return str(value), nil
+}
+
+// getKey returns the value of key in mapping m, or nil. Schema keys match
+// case-insensitively (fold), target names and labels exactly.
+func getKey(m *yaml.Node, key string, fold bool) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if sameKey(m.Content[i].Value, key, fold) {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// setKey sets key in mapping m to v; the key node is replaced too, so the
+// key no longer names a line of the file.
+func setKey(m *yaml.Node, key string, v *yaml.Node, fold bool) {
+	k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if sameKey(m.Content[i].Value, key, fold) {
+			m.Content[i], m.Content[i+1] = k, v
+			return
+		}
+	}
+	m.Content = append(m.Content, k, v)
+}
+
+func sameKey(a, b string, fold bool) bool {
+	return a == b || fold && strings.EqualFold(a, b)
+}
+
+// line returns the line of the key at path in the document, 0 when it is
+// not there or was set by an override.
+func line(root *yaml.Node, path []string) int {
+	n, ln := root, 0
+	for _, p := range path {
+		if n == nil {
+			return 0
+		}
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		if n.Kind != yaml.MappingNode {
+			return 0
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; strings.EqualFold(k.Value, p) {
+				next, ln = n.Content[i+1], k.Line
+				if k.Line == 0 {
+					return 0
+				}
+			}
+		}
+		n = next
+	}
+	if n == nil {
+		return 0
+	}
+	return ln
+}
+
+type fieldInfo struct {
+	name  string // the yaml key
+	index int
+}
+
+// field finds the schema field of struct t that key names. Keys match
+// case-insensitively, as they always have (viper folded their case).
+func field(t reflect.Type, key string) (fieldInfo, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if k := yamlKey(t.Field(i)); k != "" && strings.EqualFold(k, key) {
+			return fieldInfo{k, i}, true
+		}
+	}
+	return fieldInfo{}, false
+}
+
+func keysOf(t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		if k := yamlKey(t.Field(i)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func firstKey(t reflect.Type) string {
+	if t.Kind() == reflect.Struct {
+		return keysOf(t)[0]
+	}
+	return "<name>"
+}
+
+func yamlKey(f reflect.StructField) string {
+	k, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if k == "-" || !f.IsExported() {
+		return ""
+	}
+	return k
+}
+
+// Keys lists every key kiln.yaml can set, dotted, with the targets that src
+// defines expanded (targets.static.base, …): the keys a KILN_* variable can
+// override. Maps (image.labels) are left out.
+func Keys(src []byte) []string {
+	var names struct {
+		Targets map[string]any `yaml:"targets"`
+	}
+	_ = yaml.Unmarshal(src, &names)
+	var keys []string
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			k := yamlKey(t.Field(i))
+			ft := t.Field(i).Type
+			switch {
+			case k == "":
+			case ft.Kind() == reflect.Struct:
+				walk(prefix+k+".", ft)
+			case ft.Kind() == reflect.Map:
+				if k == "targets" {
+					for _, n := range slices.Sorted(maps.Keys(names.Targets)) {
+						walk(prefix+k+"."+n+".", ft.Elem().Elem())
+					}
+				}
+			default:
+				keys = append(keys, prefix+k)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+	return keys
+}
+
+func parseInt(s string) (int64, bool) {
+	s = strings.TrimSpace(s)
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return i, true
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f == float64(int64(f)) {
+		return int64(f), true
 	}
 	return 0, false
 }
 
-func describe(raw any) string {
-	switch raw.(type) {
-	case map[string]any:
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
 		return "a mapping"
-	case []any, []string:
+	case yaml.SequenceNode:
 		return "a list"
-	case bool:
-		return fmt.Sprintf("the boolean %v", raw)
-	case string:
-		return fmt.Sprintf("the string %q", raw)
 	}
-	return fmt.Sprintf("%T %v", raw, raw)
+	switch n.Tag {
+	case "!!bool":
+		return "the boolean " + n.Value
+	case "!!int", "!!float":
+		return "the number " + n.Value
+	}
+	return fmt.Sprintf("the string %q", n.Value)
 }

@@ -1,17 +1,17 @@
 package targets
 
 import (
-	"cmp"
-	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
 )
 
 // Plan is what a release will build: every selected target × platform,
-// with paths resolved against the config file's directory.
+// with paths resolved against the config file's directory. Expand makes
+// the rows a config asks for; Decide returns them decided from the facts:
+// each row's toolchain located, its cgo packages, warnings and refusals.
+// A Plan is never changed once made.
 type Plan struct {
 	Config    *Config
 	Dir       string // the Go module root, absolute
@@ -22,13 +22,15 @@ type Plan struct {
 }
 
 // Row is one `go build`: a target on a platform, with the C toolchain it
-// builds with and, after Analyze, the cgo packages it links.
+// builds with and, once decided, the cgo packages it links, what is worth
+// a warning and why it cannot be built, if it cannot.
 type Row struct {
 	Target    *Target
 	Platform  Platform
-	Toolchain Toolchain    // zero for libc: none
-	Cgo       []CgoPackage // set by Analyze
-	Warnings  []string     // set by Analyze and by base inspection
+	Toolchain Toolchain    // zero for libc: none; located by Decide
+	Cgo       []CgoPackage // set by Decide
+	Warnings  []string     // set by Decide
+	Refusals  []*ConfigError
 }
 
 // ID names a row in progress lines and file names: static-linux-amd64.
@@ -40,109 +42,10 @@ func (r Row) ID() string {
 func (r Row) CGO() bool { return r.Target.Libc != LibcNone }
 
 // Selection narrows a plan to some targets and platforms (the --target and
-// --platform flags); empty means all. HostArch and Look describe the build
-// machine; zero values mean this machine (runtime.GOARCH, LookTool).
+// --platform flags); empty means all.
 type Selection struct {
 	Targets   []string
 	Platforms []string
-	HostArch  string
-	Look      func(string) (string, error)
-}
-
-// NewPlan expands cfg into rows, resolving relative paths against the
-// directory of cfg.File. It refuses what this kiln cannot build.
-func NewPlan(cfg *Config, sel Selection) (*Plan, error) {
-	base := filepath.Dir(cfg.File)
-	p := &Plan{Config: cfg, Dir: absJoin(base, cfg.App.Dir), Output: absJoin(base, cfg.Image.Output)}
-	if st, err := os.Stat(filepath.Join(p.Dir, "go.mod")); err != nil || st.IsDir() {
-		return nil, cfg.Errorf("app.dir", "point app.dir at the Go module root, relative to the config file", "%s has no go.mod", p.Dir)
-	}
-
-	for _, s := range sel.Targets {
-		if _, ok := cfg.Targets[s]; !ok {
-			return nil, cfg.Errorf("--target", "use one of "+strings.Join(cfg.TargetNames(), ", "), "no target named %q", s)
-		}
-	}
-	for _, s := range sel.Platforms {
-		if !slices.Contains(cfg.Platforms, s) {
-			return nil, cfg.Errorf("--platform", "use one of "+strings.Join(cfg.Platforms, ", ")+", or add it to platforms", "%q is not in platforms", s)
-		}
-	}
-	for _, s := range cfg.Platforms {
-		if len(sel.Platforms) > 0 && !slices.Contains(sel.Platforms, s) {
-			continue
-		}
-		pl, err := ParsePlatform(s)
-		if err != nil { // validated already; kept for callers that build Configs by hand
-			return nil, cfg.Errorf("platforms", "", "%s", err.Error())
-		}
-		p.Platforms = append(p.Platforms, pl)
-	}
-
-	hostArch, look := sel.HostArch, sel.Look
-	if hostArch == "" {
-		hostArch = runtime.GOARCH
-	}
-	if look == nil {
-		look = LookTool
-	}
-	look = lookOnce(look)
-	for _, n := range cfg.TargetNames() {
-		if len(sel.Targets) > 0 && !slices.Contains(sel.Targets, n) {
-			continue
-		}
-		tc := cfg.Targets[n]
-		b, err := ParseBase(tc.Base)
-		if err != nil {
-			return nil, cfg.Errorf("targets."+n+".base", "", "%s", err.Error())
-		}
-		if b.Kind == BaseLayout && !filepath.IsAbs(b.Path) {
-			b.Path = filepath.Join(base, b.Path)
-		}
-		t := &Target{
-			Name:    n,
-			Libc:    Libc(tc.Libc),
-			Base:    b,
-			Default: tc.Default,
-			Link:    cmp.Or(tc.Link, LinkDynamic),
-			Tags:    concat(cfg.App.Tags, tc.Tags),
-			Ldflags: concat(cfg.App.Ldflags, tc.Ldflags),
-			Env:     concat(cfg.App.Env, tc.Env),
-			Policy:  tc.Verify.Apply(cfg.Verify.Apply(DefaultPolicy())),
-		}
-		if err := checkTarget(cfg, t, tc); err != nil {
-			return nil, err
-		}
-		rows := len(p.Rows)
-		for _, pl := range p.Platforms {
-			if len(tc.Platforms) > 0 && !slices.Contains(tc.Platforms, pl.String()) {
-				continue
-			}
-			row := Row{Target: t, Platform: pl}
-			if t.Builder.Container {
-				// The builder image brings its own C compiler (its default
-				// cc, or the target's cc key); the host's is not involved.
-				row.Toolchain = Toolchain{CC: tc.CC, Source: "the builder image"}
-				p.Rows = append(p.Rows, row)
-				continue
-			}
-			if row.Toolchain, err = SelectToolchain(t.Libc, pl, hostArch, tc.CC, look); err != nil {
-				return nil, cfg.Errorf("targets."+n+".libc", "build "+pl.String()+" with libc: none, or set cc: for this target", "%s", err.Error())
-			}
-			if row.Toolchain.Missing {
-				return nil, cfg.Errorf("targets."+n, "install the "+row.Toolchain.Source+", or set cc: to a compiler you have",
-					"%s on %s needs the C compiler %q, which is not installed", t.Libc, pl, strings.Fields(row.Toolchain.CC)[0])
-			}
-			p.Rows = append(p.Rows, row)
-		}
-		if len(p.Rows) > rows { // a target whose platforms were all deselected is not built
-			p.Targets = append(p.Targets, t)
-		}
-	}
-	if len(p.Rows) == 0 {
-		return nil, cfg.Errorf("--platform", "select a platform that some target lists", "%s", "no target is built for the selected platforms")
-	}
-	return p, nil
 }
 
 func absJoin(base, p string) string {
@@ -153,24 +56,6 @@ func absJoin(base, p string) string {
 		return abs
 	}
 	return filepath.Clean(p)
-}
-
-// lookOnce asks look about each tool once: rows of several targets need
-// the same compiler, and LookTool may start npm to find zig.
-func lookOnce(look func(string) (string, error)) func(string) (string, error) {
-	type answer struct {
-		path string
-		err  error
-	}
-	seen := map[string]answer{}
-	return func(name string) (string, error) {
-		a, ok := seen[name]
-		if !ok {
-			a.path, a.err = look(name)
-			seen[name] = a
-		}
-		return a.path, a.err
-	}
 }
 
 func concat(a, b []string) []string {

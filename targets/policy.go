@@ -63,12 +63,13 @@ func (v VerifyConfig) Apply(p Policy) Policy {
 	return p
 }
 
-// Check validates verify settings given as flags (prefix "--"): the same
-// rules as the config's verify block.
-func (v VerifyConfig) Check(prefix string) error {
+// Check validates a verify block given outside a config file (kiln
+// verify's flags) by the rules of the config's verify block. The error is a
+// *ConfigError whose Key is the block's own key (resolver, run_timeout, …).
+func (v VerifyConfig) Check() error {
 	return v.check(func(key, fix, format string, args ...any) error {
-		return fmt.Errorf("%s: %s (fix: %s)", strings.ReplaceAll(strings.TrimPrefix(key, "."), "_", "-"), fmt.Sprintf(format, args...), fix)
-	}, strings.TrimSuffix(prefix, "-"))
+		return &ConfigError{Key: strings.TrimPrefix(key, "."), Problem: fmt.Sprintf(format, args...), Fix: fix}
+	}, "")
 }
 
 // check validates a verify block; key is its dotted path.

@@ -25,6 +25,7 @@ type Target struct {
 	Base    BaseRef
 	Default bool
 	Link    string   // LinkDynamic or LinkStatic
+	CC      string   // the cc key: the C compiler instead of kiln's pick
 	Builder Builder  // where the go build runs
 	Tags    []string // build tags: app.tags then the target's
 	Ldflags []string // app.ldflags then the target's

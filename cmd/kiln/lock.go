@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
+	"github.com/rogpeppe/go-internal/renameio"
 	"github.com/spf13/cobra"
 
 	"github.com/kilnbuild/kiln/build"
@@ -23,9 +23,9 @@ func newLock(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			src, err := os.ReadFile(g.file)
 			if err != nil {
-				return &targets.ConfigError{File: g.file, Problem: err.Error(), Fix: "pass the config with -f PATH"}
+				return fileError{g.file, err.Error(), "pass the config with -f PATH"}
 			}
-			out, pins, err := build.Lock(cmd.Context(), g.file, src, nil)
+			out, pins, err := targets.Lock(g.file, src, build.ResolveBase(cmd.Context(), nil))
 			if err != nil {
 				return err
 			}
@@ -52,14 +52,14 @@ func newLock(g *globalFlags) *cobra.Command {
 			}
 			st, err := os.Stat(g.file)
 			if err != nil {
-				return &targets.ConfigError{File: g.file, Problem: err.Error()}
+				return fileError{g.file, err.Error(), ""}
 			}
-			tmp := g.file + ".kiln-lock"
-			if err := os.WriteFile(tmp, out, st.Mode().Perm()); err != nil {
-				return &targets.ConfigError{File: g.file, Problem: "writing the updated config: " + err.Error()}
+			if err := renameio.WriteFile(g.file, out); err != nil {
+				return fileError{g.file, "writing the updated config: " + err.Error(), ""}
 			}
-			if err := os.Rename(tmp, g.file); err != nil {
-				return errors.Join(&targets.ConfigError{File: g.file, Problem: "replacing the config: " + err.Error()}, os.Remove(tmp))
+			// renameio's temp file is 0600: give the config its mode back.
+			if err := os.Chmod(g.file, st.Mode().Perm()); err != nil {
+				return fileError{g.file, "restoring the config's mode: " + err.Error(), ""}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "kiln: pinned %d base(s) in %s\n", stale, g.file)
 			return nil

@@ -1,30 +1,25 @@
 // Command kiln builds verified container images for every target a Go
 // service ships to. This package is the CLI only: it parses flags, loads the
-// config through viper, calls targets and build, renders results and maps
-// errors to exit codes.
+// config (KILN_* through viper, --set), calls the library packages, renders
+// results and maps their errors to exit codes (errors.go).
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/kilnbuild/kiln/build"
-	"github.com/kilnbuild/kiln/sign"
-	"github.com/kilnbuild/kiln/targets"
+	"github.com/kilnbuild/kiln/verify"
 )
 
-// Exit codes (SPEC §6).
-const (
-	exitOK       = 0
-	exitVerify   = 1 // a verification failed (or a lock pin is stale)
-	exitUsage    = 2 // usage or config error
-	exitCompile  = 3
-	exitRegistry = 4 // registry, publish or signing failure
-)
-
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	// kiln re-runs itself as the sandbox of the run.* checks: that process
+	// must become the sandbox, not a second kiln.
+	if code, ok := verify.SandboxInit(); ok {
+		os.Exit(code)
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
 func run(args []string) int {
 	root := newRoot()
@@ -38,37 +33,6 @@ func run(args []string) int {
 		// are usageErrors already, through root's FlagErrorFunc.)
 		err = usageError{err}
 	}
-	fmt.Fprintln(os.Stderr, "kiln: "+strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	fmt.Fprintln(os.Stderr, "kiln: "+strings.ReplaceAll(message(err), "\n", "\n  "))
 	return exitCode(err)
-}
-
-// usageError marks a mistake in how kiln was called.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
-
-// findingsError means the command ran and what it checked did not pass.
-type findingsError struct{ error }
-
-func exitCode(err error) int {
-	var (
-		ce *targets.ConfigError
-		ue usageError
-		pe *build.CompileError
-		re *build.RegistryError
-		ve *build.VerifyError
-		se *sign.Error
-		fe findingsError
-	)
-	switch {
-	case errors.As(err, &ce), errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &pe):
-		return exitCompile
-	case errors.As(err, &re), errors.As(err, &se):
-		return exitRegistry
-	case errors.As(err, &fe), errors.As(err, &ve):
-		return exitVerify
-	}
-	return exitVerify
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/testbase"
 	"github.com/kilnbuild/kiln/internal/testregistry"
+	"github.com/kilnbuild/kiln/verify"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files inside testdata/*.txtar with what the commands print now")
@@ -40,6 +41,11 @@ type fixtures struct {
 var fx fixtures
 
 func TestMain(m *testing.M) {
+	// The run.* checks of the scripts' kiln re-run this test binary as
+	// their sandbox.
+	if code, ok := verify.SandboxInit(); ok {
+		os.Exit(code)
+	}
 	testscript.Main(withFixtures{m}, map[string]func(){
 		"kiln": func() { os.Exit(run(os.Args[1:])) },
 	})

@@ -46,16 +46,11 @@ func newPlan(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := targets.NewPlan(cfg, sel.selection())
+			prep, err := build.Prepare(cmd.Context(), cfg, sel.selection(), build.Options{HostEnv: os.Environ(), Cache: cache.Open()})
 			if err != nil {
 				return err
 			}
-			if err := p.Analyze(cmd.Context(), os.Environ(), cache.Open()); err != nil {
-				return err
-			}
-			if _, err := build.Preflight(cmd.Context(), p, nil); err != nil {
-				return err
-			}
+			p := prep.Plan
 			switch {
 			case matrix:
 				// One line, for $GITHUB_OUTPUT and strategy.matrix: fromJSON(...).
@@ -183,9 +178,8 @@ func newRelease(g *globalFlags) *cobra.Command {
 			if opts.NoTag && !opts.Push {
 				return usageError{fmt.Errorf("--no-tag is for split jobs that --push by digest")}
 			}
-			p, err := targets.NewPlan(cfg, sel.selection())
-			if err != nil {
-				return err
+			if opts.Push && cfg.Image.Repository == "" {
+				return cfg.Errorf("image.repository", "set image.repository (or KILN_IMAGE_REPOSITORY), or drop --push to write an OCI layout", "--push needs a registry to push to")
 			}
 			opts.HostEnv = os.Environ()
 			opts.Progress = cmd.ErrOrStderr()
@@ -199,9 +193,9 @@ func newRelease(g *globalFlags) *cobra.Command {
 				if rerr != nil {
 					return rerr
 				}
-				res, err = build.Merge(cmd.Context(), p, rows, opts)
+				res, err = build.Merge(cmd.Context(), cfg, rows, opts)
 			} else {
-				res, err = build.Release(cmd.Context(), p, opts)
+				res, err = build.Release(cmd.Context(), cfg, sel.selection(), opts)
 			}
 			renderSummary(cmd.ErrOrStderr(), res)
 			if asJSON {
@@ -223,7 +217,7 @@ func newRelease(g *globalFlags) *cobra.Command {
 	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "builds to run at once")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print release.json to stdout")
 	cmd.Flags().StringVar(&key, "key", "", "sign with this cosign key (a file, env://VAR or a KMS URI); overrides sign.key")
-	cmd.Flags().BoolVar(&noCache, "no-cache", false, "recompute everything kiln caches between runs (cgo analysis, base facts, binary layer digests, static verification); go's own build cache is still used")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "use none of kiln's caches: recompute the cgo analysis, base facts, binary layer digests and static verification, link every binary afresh, give a builder container empty caches (the host's go build cache is still used)")
 	return cmd
 }
 

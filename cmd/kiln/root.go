@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"reflect"
 	"runtime/debug"
 	"strings"
 
@@ -37,60 +35,45 @@ func newRoot() *cobra.Command {
 	return root
 }
 
-// loadConfig reads the config file through a fresh viper instance, overlays
-// KILN_<SECTION>_<KEY> variables and --set flags (flags win over env, env
-// over the file), and decodes and validates the result.
+// loadConfig reads the config file and decodes it with the keys KILN_<SECTION>_<KEY>
+// variables and --set flags set on top (flags win over the environment,
+// the environment over the file).
 func (g *globalFlags) loadConfig() (*targets.Config, error) {
 	src, err := os.ReadFile(g.file)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &targets.ConfigError{File: g.file, Problem: "no such config file", Fix: "create it (config.example.yaml is a documented start) or pass -f PATH"}
+			return nil, fileError{g.file, "no such config file", "create it (config.example.yaml is a documented start) or pass -f PATH"}
 		}
-		return nil, &targets.ConfigError{File: g.file, Problem: err.Error()}
+		return nil, fileError{g.file, err.Error(), ""}
 	}
-	// "::" as key delimiter keeps dotted label keys (org.opencontainers.…) whole.
-	v := viper.NewWithOptions(viper.KeyDelimiter("::"))
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(src)); err != nil {
-		return nil, &targets.ConfigError{File: g.file, Problem: "not valid YAML: " + err.Error(), Fix: "correct the YAML syntax"}
-	}
-	for k, d := range targets.Defaults() {
-		v.SetDefault(vkey(k), d)
-	}
-	v.SetEnvPrefix("KILN")
-	v.SetEnvKeyReplacer(strings.NewReplacer("::", "_", "-", "_"))
-	v.AutomaticEnv()
-	for _, k := range knownKeys(reflect.TypeOf(targets.Config{}), "") {
-		_ = v.BindEnv(vkey(k)) // so KILN_* works for keys the file leaves out
-	}
+	overrides := envOverrides(src)
 	for _, s := range g.sets {
 		k, val, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
 			return nil, usageError{fmt.Errorf("--set %q: write KEY=VALUE, e.g. --set image.output=out", s)}
 		}
-		v.Set(vkey(k), val)
+		overrides = append(overrides, targets.Override{Key: k, Value: val, Source: "--set"})
 	}
-	return targets.Decode(g.file, src, v.AllSettings())
+	return targets.Decode(g.file, src, overrides)
 }
 
-func vkey(dotted string) string { return strings.ReplaceAll(dotted, ".", "::") }
-
-// knownKeys lists the dotted keys of the fixed part of the schema (not the
-// targets map, whose keys exist only once the file names them).
-func knownKeys(t reflect.Type, prefix string) []string {
-	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		k := t.Field(i).Tag.Get("kiln")
-		if k == "" || k == "-" || t.Field(i).Type.Kind() == reflect.Map && k == "targets" {
+// envOverrides reads the KILN_* variables of the keys the config can set,
+// through a viper instance of its own: KILN_IMAGE_REPOSITORY,
+// KILN_TARGETS_STATIC_BASE (a dash in a target name becomes _). An empty
+// variable sets nothing.
+func envOverrides(src []byte) []targets.Override {
+	name := strings.NewReplacer(".", "_", "-", "_")
+	v := viper.New()
+	v.SetEnvPrefix("KILN")
+	v.SetEnvKeyReplacer(name)
+	var out []targets.Override
+	for _, k := range targets.Keys(src) {
+		if v.BindEnv(k) != nil || !v.IsSet(k) {
 			continue
 		}
-		if t.Field(i).Type.Kind() == reflect.Struct {
-			keys = append(keys, knownKeys(t.Field(i).Type, prefix+k+".")...)
-			continue
-		}
-		keys = append(keys, prefix+k)
+		out = append(out, targets.Override{Key: k, Value: v.GetString(k), Source: "KILN_" + strings.ToUpper(name.Replace(k))})
 	}
-	return keys
+	return out
 }
 
 func version() string {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilnbuild/kiln/build"
+	"github.com/kilnbuild/kiln/anyimage"
 	"github.com/kilnbuild/kiln/targets"
 )
 
@@ -21,7 +21,7 @@ func newSign() *cobra.Command {
 			if cfg.Key == "" && !cfg.Keyless {
 				return usageError{fmt.Errorf("kiln sign needs --key KEY (a cosign key file, env://VAR or a KMS URI) or --keyless")}
 			}
-			d, err := build.SignImage(cmd.Context(), a[0], cfg, nil)
+			d, err := anyimage.Sign(cmd.Context(), a[0], cfg, nil)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,7 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilnbuild/kiln/build"
+	"github.com/kilnbuild/kiln/anyimage"
+	"github.com/kilnbuild/kiln/internal/explain"
 	"github.com/kilnbuild/kiln/targets"
 	"github.com/kilnbuild/kiln/verify"
 )
@@ -17,7 +19,7 @@ import (
 func newVerify() *cobra.Command {
 	var (
 		platforms  []string
-		opts       build.VerifyOptions
+		opts       anyimage.VerifyOptions
 		resolver   string
 		require    []string
 		run        bool
@@ -43,13 +45,14 @@ func newVerify() *cobra.Command {
 				opts.Platforms = append(opts.Platforms, pl)
 			}
 			v := targets.VerifyConfig{Resolver: &resolver, Run: &run, Require: require, Args: args, LookupArgs: lookupArgs, ExpectExit: &expectExit, DNSLoad: &dnsLoad}
-			if err := v.Check("--"); err != nil {
-				return usageError{err}
+			var ce *targets.ConfigError
+			if err := v.Check(); errors.As(err, &ce) {
+				return usageError{errors.New(explain.Message("--"+strings.ReplaceAll(ce.Key, "_", "-"), ce.Problem, ce.Fix))}
 			}
 			opts.Policy = v.Apply(targets.DefaultPolicy())
 			opts.Policy.RunTimeout = timeout
 			opts.Runner = verify.NewRunner()
-			reports, err := build.VerifyImage(cmd.Context(), a[0], opts)
+			reports, err := anyimage.Verify(cmd.Context(), a[0], opts)
 			if err != nil {
 				return err
 			}

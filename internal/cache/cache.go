@@ -3,10 +3,15 @@
 // only by a key that hashes every input of the computation and kiln's own
 // build ID, so a new kiln or a changed input never sees an old answer.
 //
-// Entries are small JSON files under <user cache dir>/kiln/<kind>/, written
-// atomically; entries not used for two weeks are removed. A nil *Cache is a
-// valid, disabled cache: Get misses and Put does nothing (kiln release
-// --no-cache, or no cache directory).
+// It is the one cache mechanism of kiln: every kind of entry lives under
+// <user cache dir>/kiln/<kind>/ — small JSON records (Get, Put), files too
+// large for a record (File, PutFile), content-addressed documents (Blob,
+// PutBlob) and directories a tool fills itself (DirEntry: the row binaries
+// go build keeps up to date, a builder image's GOCACHE and GOMODCACHE).
+// Files are written atomically (renameio); an entry not used for MaxAge
+// (or its kind's shorter age, see kindAge) is removed. A nil *Cache is a
+// valid, disabled cache: Get misses, Put does nothing and DirEntry gives no
+// directory (kiln release --no-cache, or no cache directory).
 package cache
 
 import (
@@ -17,11 +22,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rogpeppe/go-internal/renameio"
 )
 
 // maxEntry bounds what Get reads: entries are small records, and a cache
@@ -30,6 +38,11 @@ const maxEntry = 16 << 20
 
 // MaxAge is how long an unused entry of any kiln cache is kept.
 const MaxAge = 14 * 24 * time.Hour
+
+// kindAge shortens MaxAge for kinds whose entries are large and cheap to
+// make again: a row binary only spares go build a relink, so a few days of
+// releases is what it is for.
+var kindAge = map[string]time.Duration{"bin": 3 * 24 * time.Hour}
 
 // Cache is a directory of entries and the salt every key is mixed with.
 type Cache struct {
@@ -168,23 +181,28 @@ func (c *Cache) Put(kind, key string, v any) {
 
 // write puts data at p (in the directory of kind) atomically.
 func (c *Cache) write(kind, p string, data []byte) {
-	dir := filepath.Join(c.dir, kind)
-	if os.MkdirAll(dir, 0o755) != nil {
+	if os.MkdirAll(filepath.Join(c.dir, kind), 0o755) != nil {
 		return
 	}
 	c.prune(kind)
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return
+	_ = renameio.WriteFile(p, data)
+}
+
+// DirEntry returns the directory entry name of kind, created if needed and
+// marked used, for a tool that fills it itself; "" for a disabled cache or
+// when it cannot be created. Entries of the kind unused for its age are
+// pruned.
+func (c *Cache) DirEntry(kind, name string) string {
+	if c == nil || name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return ""
 	}
-	_, werr := tmp.Write(data)
-	if cerr := tmp.Close(); werr != nil || cerr != nil {
-		os.Remove(tmp.Name())
-		return
+	p := filepath.Join(c.dir, kind, name)
+	if os.MkdirAll(p, 0o755) != nil {
+		return ""
 	}
-	if os.Rename(tmp.Name(), p) != nil {
-		os.Remove(tmp.Name())
-	}
+	c.prune(kind)
+	touch(p)
+	return p
 }
 
 // Blob returns the bytes stored under their sha256 digest ("sha256:<hex>"),
@@ -243,16 +261,20 @@ func (c *Cache) prune(kind string) {
 	c.pruned[kind] = true
 	c.mu.Unlock()
 	if !done {
-		PruneDir(filepath.Join(c.dir, kind), MaxAge)
+		age := MaxAge
+		if a, ok := kindAge[kind]; ok {
+			age = a
+		}
+		pruneDir(filepath.Join(c.dir, kind), age)
 	}
 }
 
-// PruneDir removes the entries of dir (files or whole directories) whose
-// modification time is older than age. Users of a cache directory mark an
-// entry used by touching it. A directory is looked through at most once an
-// hour (the time of the last look is the mtime of its .pruned file): reading
-// a thousand entries is a cost a warm release should not pay every time.
-func PruneDir(dir string, age time.Duration) {
+// pruneDir removes the entries of dir (files or whole directories) whose
+// modification time is older than age. Users of an entry mark it used by
+// touching it. A directory is looked through at most once an hour (the time
+// of the last look is the mtime of its .pruned file): reading a thousand
+// entries is a cost a warm release should not pay every time.
+func pruneDir(dir string, age time.Duration) {
 	marker := filepath.Join(dir, ".pruned")
 	now := time.Now()
 	if fi, err := os.Stat(marker); err == nil && now.Sub(fi.ModTime()) < time.Hour {
@@ -271,9 +293,24 @@ func PruneDir(dir string, age time.Duration) {
 			continue
 		}
 		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
-			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+			removeAll(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// removeAll removes p, also when a tool left read-only directories in it
+// (the go command's module cache does).
+func removeAll(p string) {
+	if os.RemoveAll(p) == nil {
+		return
+	}
+	_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(path, 0o755)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(p)
 }
 
 // GoBuildID reads the Go build ID of the ELF executable at path from its

@@ -130,3 +130,50 @@ func TestBlobsAreCheckedAgainstTheirDigest(t *testing.T) {
 		}
 	}
 }
+
+// A directory entry is made, marked used and pruned like any other entry,
+// at its kind's age, even when a tool left read-only directories in it (go's
+// module cache does); a disabled cache gives none.
+func TestDirEntries(t *testing.T) {
+	var off *Cache
+	if d := off.DirEntry("bin", "x"); d != "" {
+		t.Fatalf("a disabled cache gave the directory %s", d)
+	}
+	c := New(t.TempDir(), "s")
+	for _, bad := range []string{"", ".", "..", "a/b"} {
+		if d := c.DirEntry("bin", bad); d != "" {
+			t.Errorf("DirEntry(%q) = %s, want none", bad, d)
+		}
+	}
+	stale := c.DirEntry("bin", "stale")
+	kept := c.DirEntry("builder", "kept")
+	if stale == "" || kept == "" {
+		t.Fatal("no directory entry")
+	}
+	ro := filepath.Join(stale, "mod", "example.com@v1")
+	if err := os.MkdirAll(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ro, "go.mod"), []byte("module x\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	// Four days unused: past a row binary's age, within a builder cache's.
+	long := time.Now().Add(-4 * 24 * time.Hour)
+	for _, p := range []string{stale, kept, filepath.Join(c.dir, "bin", ".pruned"), filepath.Join(c.dir, "builder", ".pruned")} {
+		if err := os.Chtimes(p, long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := New(c.dir, "s")
+	again.DirEntry("bin", "fresh")
+	again.DirEntry("builder", "fresh")
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a row binary unused for 4 days was kept: %v", err)
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Errorf("a builder cache unused for 4 days was pruned: %v", err)
+	}
+}

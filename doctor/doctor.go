@@ -1,4 +1,9 @@
-package build
+// Package doctor says which toolchains, runtimes and sandbox features this
+// machine has and what each enables: `kiln doctor`. It only looks (PATH,
+// npm's global root, a sandbox probe, the container runtimes' version
+// commands); it decides nothing for a release, which gathers its own facts
+// (build.Prepare), and it never prints.
+package doctor
 
 import (
 	"context"
@@ -7,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/kilnbuild/kiln/build"
 	"github.com/kilnbuild/kiln/targets"
 	"github.com/kilnbuild/kiln/verify"
 )
@@ -20,8 +26,8 @@ type Tool struct {
 	Install string `json:"install,omitempty"`
 }
 
-// Doctor looks for every toolchain and runtime kiln can use.
-func Doctor(ctx context.Context) []Tool {
+// Check looks for every toolchain and runtime kiln can use.
+func Check(ctx context.Context) []Tool {
 	var tools []Tool
 	add := func(name, enables, install string, found string) {
 		tools = append(tools, Tool{Name: name, Found: found, Enables: enables, Install: install})
@@ -42,15 +48,15 @@ func Doctor(ctx context.Context) []Tool {
 	for _, pl := range []string{"linux/amd64", "linux/arm64"} {
 		p, _ := targets.ParsePlatform(pl)
 		for _, libc := range []targets.Libc{targets.LibcGlibc, targets.LibcMusl} {
-			tc, err := targets.SelectToolchain(libc, p, host, "", targets.LookTool)
+			tc, err := targets.ChooseToolchain(libc, p, host, "")
 			if err != nil {
 				continue
 			}
 			found := ""
-			if !tc.Missing {
-				found = tc.CC
+			if path := look(tc.Command()); path != "" {
+				found = strings.Join(append([]string{path}, strings.Fields(tc.CC)[1:]...), " ")
 			}
-			add(filepath.Base(strings.Fields(tc.CC)[0]), "libc: "+string(libc)+" on "+pl, tc.Source, found)
+			add(filepath.Base(tc.Command()), "libc: "+string(libc)+" on "+pl, tc.Source, found)
 		}
 	}
 	for _, q := range []struct{ arch, bin string }{{"arm64", "qemu-aarch64-static"}, {"amd64", "qemu-x86_64-static"}} {
@@ -67,8 +73,8 @@ func Doctor(ctx context.Context) []Tool {
 	}
 	for _, rt := range []struct{ name, install string }{{"docker", "Debian package docker.io, with its engine running"}, {"podman", "Debian package podman"}} {
 		found := ""
-		if r, err := findRuntime(ctx, rt.name); err == nil {
-			found = r.path
+		if r, err := build.FindRuntime(ctx, rt.name); err == nil {
+			found = r.Path
 		}
 		add(rt.name, "builder: container", rt.install, found)
 	}

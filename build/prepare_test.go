@@ -101,7 +101,10 @@ func (f *fixture) layoutBase(t *testing.T, name string, files map[string][]byte,
 	return d.String()
 }
 
-func TestPreflightChecksTheBaseBeforeCompiling(t *testing.T) {
+// Prepare reads what each base holds and refuses, before compiling, a
+// dynamic cgo row whose base lacks its loader; a toolchain whose glibc is
+// newer than the base's is a warning naming both versions.
+func TestPrepareChecksTheBaseBeforeCompiling(t *testing.T) {
 	f := newFixture(t)
 	libc := oldGlibc(t)
 	old := f.layoutBase(t, "bullseye", map[string][]byte{
@@ -110,30 +113,31 @@ func TestPreflightChecksTheBaseBeforeCompiling(t *testing.T) {
 	}, map[string]string{"/lib64/ld-linux-x86-64.so.2": "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"})
 	musl := f.layoutBase(t, "alpine", map[string][]byte{"/lib/ld-musl-x86_64.so.1": []byte("musl")}, nil)
 	amd64 := targets.Selection{Platforms: []string{"linux/amd64"}}
+	prepare := func(targetsYAML string) (*Prepared, error) {
+		p := f.plan(t, targetsYAML, amd64)
+		return Prepare(t.Context(), p.cfg, p.sel, Options{HostEnv: os.Environ()})
+	}
 
-	p := f.plan(t, "  glibc: {libc: glibc, base: 'oci:bases:bullseye@"+old+"'}\n", amd64)
-	if _, err := Preflight(t.Context(), p, nil); err != nil {
+	prep, err := prepare("  glibc: {libc: glibc, base: 'oci:bases:bullseye@" + old + "'}\n")
+	if err != nil {
 		t.Fatal(err)
 	}
-	w := strings.Join(p.Rows[0].Warnings, "\n")
+	w := strings.Join(prep.Plan.Rows[0].Warnings, "\n")
 	if !strings.Contains(w, "but the base has GLIBC_2.31 (/lib/x86_64-linux-gnu/libc.so.6)") || !strings.Contains(w, "links against GLIBC_2.3") {
 		t.Errorf("want a warning naming both glibc versions, got %q", w)
 	}
 
-	p = f.plan(t, "  glibc: {libc: glibc, base: 'oci:bases:alpine@"+musl+"'}\n", amd64)
-	_, err := Preflight(t.Context(), p, nil)
+	_, err = prepare("  glibc: {libc: glibc, base: 'oci:bases:alpine@" + musl + "'}\n")
 	var ce *targets.ConfigError
 	if !errors.As(err, &ce) || ce.Key != "targets.glibc.base" ||
 		!strings.Contains(err.Error(), "has no glibc loader /lib64/ld-linux-x86-64.so.2 for linux/amd64; it has the musl loader /lib/ld-musl-x86_64.so.1") {
 		t.Errorf("glibc on a musl base: got %v", err)
 	}
 
-	p = f.plan(t, "  alpine: {libc: musl, base: 'oci:bases:bullseye@"+old+"'}\n", amd64)
-	if _, err := Preflight(t.Context(), p, nil); err == nil || !strings.Contains(err.Error(), "has no musl loader /lib/ld-musl-x86_64.so.1 for linux/amd64; it has the glibc loader") {
+	if _, err := prepare("  alpine: {libc: musl, base: 'oci:bases:bullseye@" + old + "'}\n"); err == nil || !strings.Contains(err.Error(), "has no musl loader /lib/ld-musl-x86_64.so.1 for linux/amd64; it has the glibc loader") {
 		t.Errorf("musl on a glibc base: got %v", err)
 	}
-	p = f.plan(t, "  alpine: {libc: musl, link: static, base: 'oci:bases:bullseye@"+old+"'}\n", amd64)
-	if _, err := Preflight(t.Context(), p, nil); err != nil {
+	if _, err := prepare("  alpine: {libc: musl, link: static, base: 'oci:bases:bullseye@" + old + "'}\n"); err != nil {
 		t.Errorf("a static musl binary needs no loader: %v", err)
 	}
 }

@@ -1,18 +1,19 @@
-package build
+package targets
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/kilnbuild/kiln/targets"
 )
+
+// kiln lock's side of the config: which bases to pin and the edit of the
+// file's bytes that pins them. Resolving a reference to the digest it names
+// now is the caller's (build.ResolveBase reads registries and layouts).
 
 // Pin is one base reference kiln lock looked at.
 type Pin struct {
@@ -25,20 +26,22 @@ type Pin struct {
 // Stale reports whether the file's value differs from the current pin.
 func (p Pin) Stale() bool { return p.Old != p.New }
 
-// Lock resolves every base in the config source that names a tag or a
-// layout entry (pinned or not) to the digest it points to now, and returns
-// the source with those values replaced. Only the bytes of each changed
-// value change: comments, order, quoting and layout of the file are kept.
-// Bases with a digest and nothing to resolve it from (no tag) are left as
-// they are, as is scratch.
-func Lock(ctx context.Context, file string, src []byte, keychain authn.Keychain) ([]byte, []Pin, error) {
+// Lock finds every base in the config source that names a tag or a layout
+// entry (pinned or not), asks resolve for the digest it points to now, and
+// returns the source with those values replaced. resolve gets the reference
+// without its digest, a layout path made absolute. Only the bytes of each
+// changed value change: comments, order, quoting and layout of the file are
+// kept. Bases with a digest and nothing to resolve it from (no tag) are left
+// as they are, as is scratch. A resolve error that is a refusal (see Facts)
+// becomes a *ConfigError at the base's key; any other is returned as it is.
+func Lock(file string, src []byte, resolve func(BaseRef) (digest string, err error)) ([]byte, []Pin, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, nil, &targets.ConfigError{File: file, Problem: "not valid YAML: " + err.Error(), Fix: "correct the YAML syntax"}
+		return nil, nil, &ConfigError{File: file, Problem: "not valid YAML: " + err.Error(), Fix: "correct the YAML syntax"}
 	}
 	tmap := mapValue(docRoot(&doc), "targets")
 	if tmap == nil {
-		return nil, nil, &targets.ConfigError{File: file, Key: "targets", Problem: "no targets to lock"}
+		return nil, nil, &ConfigError{File: file, Key: "targets", Problem: "no targets to lock"}
 	}
 	var pins []Pin
 	type edit struct {
@@ -54,30 +57,35 @@ func Lock(ctx context.Context, file string, src []byte, keychain authn.Keychain)
 		}
 		key := "targets." + tname + ".base"
 		if node.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-			return nil, nil, &targets.ConfigError{File: file, Line: node.Line, Key: key, Problem: "cannot rewrite the value: it is a block scalar", Fix: "write the base as a one-line string"}
+			return nil, nil, &ConfigError{File: file, Line: node.Line, Key: key, Problem: "cannot rewrite the value: it is a block scalar", Fix: "write the base as a one-line string"}
 		}
-		ref, err := targets.ParseBase(node.Value)
+		ref, err := ParseBase(node.Value)
 		if err != nil {
-			return nil, nil, &targets.ConfigError{File: file, Line: node.Line, Key: key, Problem: err.Error()}
+			return nil, nil, &ConfigError{File: file, Line: node.Line, Key: key, Problem: err.Error()}
 		}
-		if ref.Kind == targets.BaseScratch || (ref.Kind == targets.BaseRegistry && ref.Tag == "" && ref.Digest != "") ||
-			(ref.Kind == targets.BaseLayout && ref.RefName == "" && ref.Digest != "") {
+		if ref.Kind == BaseScratch || (ref.Kind == BaseRegistry && ref.Tag == "" && ref.Digest != "") ||
+			(ref.Kind == BaseLayout && ref.RefName == "" && ref.Digest != "") {
 			continue
 		}
-		if ref.Kind == targets.BaseLayout && ref.RefName == "" {
-			return nil, nil, &targets.ConfigError{File: file, Line: node.Line, Key: key, Problem: fmt.Sprintf("%q names neither a digest nor a layout entry", node.Value),
+		if ref.Kind == BaseLayout && ref.RefName == "" {
+			return nil, nil, &ConfigError{File: file, Line: node.Line, Key: key, Problem: fmt.Sprintf("%q names neither a digest nor a layout entry", node.Value),
 				Fix: "write oci:<path>:<name> so kiln lock can find the entry by its org.opencontainers.image.ref.name"}
 		}
 		lookup := ref
 		lookup.Digest = "" // resolve the tag or name, not the old pin
-		if lookup.Kind == targets.BaseLayout && !filepath.IsAbs(lookup.Path) {
+		if lookup.Kind == BaseLayout && !filepath.IsAbs(lookup.Path) {
 			lookup.Path = filepath.Join(filepath.Dir(file), lookup.Path)
 		}
-		b, err := LoadBase(ctx, lookup, keychain)
+		d, err := resolve(lookup)
 		if err != nil {
-			return nil, nil, atKey(err, file, node.Line, key, "")
+			var rf interface{ Refusal() (problem, fix string) }
+			if errors.As(err, &rf) {
+				problem, fix := rf.Refusal()
+				return nil, nil, &ConfigError{File: file, Line: node.Line, Key: key, Problem: problem, Fix: fix}
+			}
+			return nil, nil, err
 		}
-		pin := Pin{Key: key, Line: node.Line, Old: node.Value, New: ref.WithDigest(b.Digest.String())}
+		pin := Pin{Key: key, Line: node.Line, Old: node.Value, New: ref.WithDigest(d)}
 		pins = append(pins, pin)
 		if pin.Stale() {
 			edits = append(edits, edit{node, pin})
@@ -89,7 +97,7 @@ func Lock(ctx context.Context, file string, src []byte, keychain authn.Keychain)
 		var err error
 		e := edits[i]
 		if out, err = replaceScalar(out, e.node, e.pin.New); err != nil {
-			return nil, nil, &targets.ConfigError{File: file, Line: e.node.Line, Key: e.pin.Key, Problem: "cannot rewrite the value: " + err.Error(), Fix: "write the base as a one-line string"}
+			return nil, nil, &ConfigError{File: file, Line: e.node.Line, Key: e.pin.Key, Problem: "cannot rewrite the value: " + err.Error(), Fix: "write the base as a one-line string"}
 		}
 	}
 	return out, pins, nil
