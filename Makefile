@@ -54,7 +54,7 @@ deps-test:
 	@[ -x "$(GOBIN)/crane" ] || $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
 	@# the real cosign CLI judges what kiln signs (~3.5 min to build, once per machine)
 	@[ -x "$(GOBIN)/cosign" ] || $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
-	@# actionlint checks .github/workflows/release.yml (cmd/kiln/workflow_test.go; ~15 s to build)
+	@# actionlint checks .github/workflows/release.yml (cmd/kiln/workflow_test.go; ~15 s of CPU to build)
 	@[ -x "$(GOBIN)/actionlint" ] || $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	@# npm only when none is on PATH: NodeSource's nodejs ships its own and conflicts with Debian's npm
 	@command -v npm >/dev/null || bash scripts/install-debs.sh npm
