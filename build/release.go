@@ -120,7 +120,7 @@ func (r *release) progress(stage string, row *targets.Row, format string, args .
 // run is the pipeline. It returns the plan once compiling started (then
 // release.json records the outcome), nil before.
 func (r *release) run(ctx context.Context, cfg *targets.Config, sel targets.Selection) (*Result, *targets.Plan, error) {
-	res := &Result{App: cfg.App.Name, Timings: Timings{}}
+	res := newResult(cfg.App.Name)
 	repo, err := r.repository(cfg)
 	if err != nil {
 		return res, nil, err
@@ -239,7 +239,14 @@ func imageSpec(ctx context.Context, configDir string, cfg *targets.Config, host 
 		dir = filepath.Join(configDir, dir)
 	}
 	spec.Revision = git(ctx, dir, "rev-parse", "HEAD")
-	spec.Source = sanitizeRemote(git(ctx, dir, "config", "--get", "remote.origin.url"))
+	spec.Source = sourceURL(git(ctx, dir, "config", "--get", "remote.origin.url"))
+	// A label the user set wins, in the annotations too: one answer per image.
+	if v, ok := img.Labels[AnnotationSource]; ok {
+		spec.Source = v
+	}
+	if v, ok := img.Labels[AnnotationRevision]; ok {
+		spec.Revision = v
+	}
 	return spec, nil
 }
 
@@ -511,18 +518,6 @@ func git(ctx context.Context, dir string, args ...string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// sanitizeRemote drops credentials from a remote URL before it goes into
-// a public annotation.
-func sanitizeRemote(u string) string {
-	if scheme, rest, ok := strings.Cut(u, "://"); ok {
-		if at := strings.LastIndex(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/") {
-			rest = rest[at+1:]
-		}
-		return scheme + "://" + rest
-	}
-	return u
 }
 
 func firstLineOf(s string) string {

@@ -13,17 +13,26 @@ import (
 	"github.com/kilnbuild/kiln/verify"
 )
 
+// ResultSchemaVersion is the schemaVersion of release.json. It changes only
+// when a field is removed or changes meaning; new fields keep it.
+const ResultSchemaVersion = 1
+
 // Result is what a release did: the model behind release.json, the summary
 // table and --json output. It is made from the stages' results at the end,
 // so a failed release still says how far each row got.
 type Result struct {
-	App        string       `json:"app"`
-	Passed     bool         `json:"passed"`
-	Repository string       `json:"repository,omitempty"`
-	Layout     string       `json:"layout,omitempty"`
-	Rows       []*RowResult `json:"targets"`
-	Error      string       `json:"error,omitempty"`
-	Timings    Timings      `json:"timings"`
+	SchemaVersion int          `json:"schemaVersion"`
+	App           string       `json:"app"`
+	Passed        bool         `json:"passed"`
+	Repository    string       `json:"repository,omitempty"`
+	Layout        string       `json:"layout,omitempty"`
+	Rows          []*RowResult `json:"targets"`
+	Error         string       `json:"error,omitempty"`
+	Timings       Timings      `json:"timings"`
+}
+
+func newResult(app string) *Result {
+	return &Result{SchemaVersion: ResultSchemaVersion, App: app, Timings: Timings{}}
 }
 
 // RowResult is one target × platform.
@@ -41,7 +50,7 @@ type RowResult struct {
 	Tags        []string         `json:"tags"`
 	Pushed      bool             `json:"pushed"`
 	Signed      bool             `json:"signed"`
-	Status      string           `json:"status"` // ok, failed, or not built (another row failed first)
+	Status      string           `json:"status"` // one of the Status* values below
 	Warnings    []string         `json:"warnings,omitempty"`
 	Checks      []verify.Finding `json:"checks"`
 	// VerifyCached says the static checks' report is an earlier run's for
@@ -68,11 +77,11 @@ func (t Timings) add(stage string, d time.Duration) {
 	t[stage] += float64(d.Round(time.Millisecond)) / float64(time.Second)
 }
 
-// Row status values.
+// Row status values (README "release.json" documents each).
 const (
-	StatusOK           = "ok"
-	StatusFailed       = "failed"
-	StatusNotBuilt     = "not built"     // another row failed first
+	StatusOK           = "ok"            // built, verified, published (signing or tagging may still have failed: see Result.Error)
+	StatusFailed       = "failed"        // this row's compile, assembly, verification or publishing failed (Error says which)
+	StatusNotBuilt     = "not built"     // another row failed first, or the release stopped before this row built
 	StatusNotPublished = "not published" // verified, but another row failed, so nothing was published
 )
 

@@ -18,7 +18,7 @@ func newDoctor() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tools := doctor.Check(cmd.Context())
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), tools)
+				return writeJSON(cmd.OutOrStdout(), doctorDocument{SchemaVersion: doctorSchemaVersion, Tools: tools})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "TOOL\tSTATUS\tENABLES\tINSTALL")
@@ -32,6 +32,6 @@ func newDoctor() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print one JSON document: {"schemaVersion", "tools": [...]}`)
 	return cmd
 }

@@ -61,14 +61,14 @@ func newPlan(g *globalFlags) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), string(b))
 				return nil
 			case asJSON:
-				return writeJSON(cmd.OutOrStdout(), planRows(p))
+				return writeJSON(cmd.OutOrStdout(), planDocument{SchemaVersion: planSchemaVersion, App: cfg.App.Name, Rows: planRows(p)})
 			}
 			renderPlan(cmd.OutOrStdout(), p)
 			return nil
 		},
 	}
 	sel.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the matrix as JSON (one object per row)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print the plan as one JSON document: {"schemaVersion", "app", "targets": [one object per row]}`)
 	cmd.Flags().BoolVar(&matrix, "matrix", false, `print {"include": [rows]} on one line, for a CI matrix (GitHub Actions strategy.matrix)`)
 	return cmd
 }
@@ -295,10 +295,4 @@ func shortRef(ref string) string {
 		return name + "@" + shortDigest(d)
 	}
 	return ref
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -57,10 +57,8 @@ func newVerify() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				for _, r := range reports {
-					if err := writeJSON(cmd.OutOrStdout(), r); err != nil {
-						return err
-					}
+				if err := writeJSON(cmd.OutOrStdout(), newVerifyDocument(a[0], reports)); err != nil {
+					return err
 				}
 			} else {
 				renderReports(cmd.OutOrStdout(), reports)
@@ -88,7 +86,7 @@ func newVerify() *cobra.Command {
 	f.DurationVar(&timeout, "run-timeout", 2*time.Second, "a run still going after this is a server that started")
 	f.IntVar(&expectExit, "expect-exit", 0, "the exit code run.start expects")
 	f.IntVar(&dnsLoad, "dns-load", 0, "run the lookup this many times concurrently (16 at once) and report successes and p50/p99 latency")
-	f.BoolVar(&asJSON, "json", false, "print one JSON report per platform")
+	f.BoolVar(&asJSON, "json", false, `print one JSON document: {"schemaVersion", "image", "passed", "reports": [one per platform]}`)
 	return cmd
 }
 
